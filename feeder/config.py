@@ -1,0 +1,204 @@
+"""config.yaml → a frozen, validated Config.
+
+The only module that reads YAML (or, later, the environment). Relative paths are
+resolved against the config file's folder. A wrong value becomes a ConfigError
+whose lines each name the file, the line, the key path and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from feeder.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def parse_duration(value: object) -> timedelta:
+    """'30s', '15m', '1h', '1d' → timedelta; anything else (a bare YAML number too) is refused."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string such as '30s', '15m' or '1h', not {value!r}")
+    match = _DURATION.match(value)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"invalid duration {value!r} (use a positive number and s, m, h or d: 30s, 15m, 1h)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    root = Path((info.context or {}).get("root", Path.cwd()))
+    return (root / value.expanduser()).resolve()
+
+
+def _check_base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL, not {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _check_host(value: str) -> str:
+    host = value.strip().lower()
+    if not re.fullmatch(r"[a-z0-9.-]+", host) or host.startswith(".") or ".." in host:
+        raise ValueError(f"not a host name: {value!r}")
+    return host
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+Name = Annotated[str, Field(pattern=_NAME)]
+Host = Annotated[str, AfterValidator(_check_host)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class SeedsSource(_Strict):
+    name: Name
+    kind: Literal["seeds"]
+    path: ConfigPath
+    interval: Duration = timedelta(minutes=1)
+
+
+class FeedConfig(_Strict):
+    name: Name
+    title: str = Field(min_length=1)
+    description: str = ""
+    sources: tuple[Name, ...] = Field(min_length=1)
+    max_entries: int = Field(default=200, ge=1, le=10_000)
+    language: str = Field(default="zh-cn", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    author: str = Field(default="RFI", min_length=1)
+
+
+class Config(_Strict):
+    output_dir: ConfigPath
+    state_dir: ConfigPath
+    base_url: Annotated[str, AfterValidator(_check_base_url)]
+    server: ServerConfig = ServerConfig()
+    allowed_hosts: tuple[Host, ...] = Field(default=("www.rfi.fr",), min_length=1)
+    sources: tuple[SeedsSource, ...] = Field(min_length=1)
+    feeds: tuple[FeedConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_are_consistent(self) -> Config:
+        _require_unique("sources", [s.name for s in self.sources])
+        _require_unique("feeds", [f.name for f in self.feeds])
+        known = {s.name for s in self.sources}
+        for feed in self.feeds:
+            unknown = [name for name in feed.sources if name not in known]
+            if unknown:
+                raise ValueError(f"feed {feed.name!r} names unknown source(s): {', '.join(unknown)}")
+        return self
+
+    def source(self, name: str) -> SeedsSource:
+        return next(s for s in self.sources if s.name == name)
+
+
+def _require_unique(what: str, names: list[str]) -> None:
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise ValueError(f"{what}: duplicate name(s): {', '.join(sorted(seen))}")
+
+
+def load_config(path: Path = DEFAULT_CONFIG) -> Config:
+    """Read, parse and validate a config file; raise ConfigError with readable lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: config file not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config file: {e}") from e
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate YAML text as if read from ``path`` (relative paths resolve against its folder)."""
+    try:
+        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of settings, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data, context={"root": path.parent.resolve()})
+    except ValidationError as e:
+        lines = [_describe(err, root_node, path) for err in e.errors()]
+        raise ConfigError("\n".join(lines)) from e
+
+
+def _describe(err: Any, root_node: yaml.Node | None, path: Path) -> str:
+    loc = tuple(err["loc"])
+    node, keys = _locate(root_node, loc)
+    where = f"{path}:{node.start_mark.line + 1}" if node is not None else str(path)
+    key = _key_path(keys) or "(top level)"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown setting"
+    elif err["type"] == "missing":
+        message = "required setting is missing"
+    return f"{where}: {key}: {message}"
+
+
+def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, list[Any]]:
+    """Follow a pydantic error location through the YAML node tree, as far as it goes."""
+    keys: list[Any] = []
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            if isinstance(part, int) or part in _field_names():
+                keys.append(part)
+            continue
+        keys.append(part)
+        node = child
+    return node, keys
+
+
+def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == part:
+                return value_node  # type: ignore[no-any-return]
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None
+
+
+def _field_names() -> set[str]:
+    models: list[type[BaseModel]] = [Config, ServerConfig, SeedsSource, FeedConfig]
+    return {name for model in models for name in model.model_fields}
+
+
+def _key_path(keys: list[Any]) -> str:
+    out = ""
+    for key in keys:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out

@@ -1,0 +1,43 @@
+"""The project's exception tree.
+
+Every error feeder raises on purpose derives from FeederError. Third-party
+errors are translated at the module that imports the library (``raise … from e``)
+so callers only ever handle these. Exit codes live here and are applied once, in
+the CLI.
+"""
+
+from __future__ import annotations
+
+
+class FeederError(Exception):
+    """Root of every error feeder raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(FeederError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = 3
+
+
+class StoreError(FeederError):
+    """The state database cannot be opened, migrated or written."""
+
+    exit_code = 4
+
+
+class PublishError(FeederError):
+    """A feed file could not be written to the output folder."""
+
+    exit_code = 5
+
+
+class SourceError(FeederError):
+    """A source as a whole could not be polled (its folder is missing, say)."""
+
+    exit_code = 6
+
+
+class ParseError(SourceError):
+    """One input document could not yield an article; the run goes on."""

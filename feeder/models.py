@@ -1,0 +1,155 @@
+"""Frozen records passed between the stages.
+
+Only data and invariants live here: no I/O, no third-party imports. Every
+datetime is timezone-aware UTC; a naive or non-UTC value is refused at
+construction so a local-time bug cannot travel down the pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+
+def _check_utc(record: object) -> None:
+    for f in dataclasses.fields(record):  # type: ignore[arg-type]
+        value = getattr(record, f.name)
+        if isinstance(value, datetime) and value.utcoffset() != timedelta(0):
+            raise ValueError(f"{type(record).__name__}.{f.name} must be aware UTC, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFile:
+    """One file found in a seeds folder, before it is read."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    """What the store remembers of a seed file it has processed."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """Bytes from a source, with where they came from and when."""
+
+    source: str
+    locator: str
+    content: bytes
+    retrieved_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedArticle:
+    """What one document says, as written: URL not yet canonical, HTML not yet cleaned."""
+
+    locator: str
+    url: str
+    title: str
+    scraped_at: datetime | None
+    published_at: datetime | None
+    lead: str
+    image: str | None
+    body_html: str
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A normalized article version, keyed by its canonical URL."""
+
+    url: str
+    title: str
+    section: str | None
+    categories: tuple[str, ...]
+    author: str | None
+    lead: str
+    image: str | None
+    content_html: str
+    published: datetime
+    version_at: datetime
+    content_hash: str
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored entry as the feeds show it."""
+
+    url: str
+    title: str
+    section: str | None
+    categories: tuple[str, ...]
+    author: str | None
+    lead: str
+    image: str | None
+    content_html: str
+    published: datetime
+    updated: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInfo:
+    """A published feed as the index page and the OPML list describe it."""
+
+    name: str
+    title: str
+    description: str
+    updated: datetime
+    entry_count: int
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """An input that could not be used, and why; reported, never published."""
+
+    locator: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """What one poll of one source did."""
+
+    source: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    problems: tuple[Problem, ...] = ()
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What one refresh did, source by source, and which files it wrote."""
+
+    sources: tuple[SourceReport, ...]
+    written: tuple[Path, ...] = field(default=())
+    unchanged_files: tuple[Path, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return any(s.failure for s in self.sources)

@@ -1,0 +1,157 @@
+"""ParsedArticle → Article: canonical URL, safe HTML, credible UTC dates, content hash.
+
+Pure policy, no I/O. The only module that imports w3lib and nh3. Every
+spelling of one article's URL maps to one canonical key, which becomes the
+entry's Atom id, RSS guid and link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import nh3
+from w3lib.url import canonicalize_url, safe_url_string
+
+from feeder.errors import ParseError
+from feeder.models import Article, ParsedArticle
+from feeder.text import collapse_space, xml_safe
+
+TRACKING_PARAMETER = re.compile(r"^(utm_.*|xtor|at_.*|fbclid|gclid)$", re.IGNORECASE)
+EARLIEST_CREDIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
+
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt", "em",
+        "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "mark", "ol",
+        "p", "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
+        "thead", "tr", "u", "ul",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+DROPPED_WITH_CONTENT = frozenset(
+    {"script", "style", "iframe", "object", "embed", "form", "noscript", "template", "svg", "math", "select"}
+)
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags=set(DROPPED_WITH_CONTENT),
+    attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+    url_schemes={"http", "https", "mailto"},
+    url_relative="deny",
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
+
+
+def normalize(
+    parsed: ParsedArticle,
+    *,
+    allowed_hosts: Iterable[str],
+    retrieved_at: datetime,
+    now: datetime,
+) -> Article:
+    """Apply the project's policy to one parsed article; ParseError if it cannot be published.
+
+    ``retrieved_at`` stands in for a missing or incredible scrape time (for a
+    seed file, its modification time); ``now`` bounds what counts as credible.
+    """
+    url = canonical_url(parsed.url, allowed_hosts)
+    version_at = _whole_seconds(_credible(parsed.scraped_at, now) or _credible(retrieved_at, now) or now)
+    published = _whole_seconds(_credible(parsed.published_at, now) or version_at)
+    section, categories = sections_of(url)
+    title = xml_safe(parsed.title)
+    lead = xml_safe(collapse_space(parsed.lead))
+    image = _safe_image(parsed.image)
+    content = sanitize_html(_compose(image, lead, parsed.body_html))
+    return Article(
+        url=url,
+        title=title,
+        section=section,
+        categories=categories,
+        author=None,
+        lead=lead,
+        image=image,
+        content_html=content,
+        published=published,
+        version_at=version_at,
+        content_hash=content_hash(title, lead, image, content, categories),
+    )
+
+
+def canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
+    """The one key for every spelling of an article URL on an allowed host."""
+    try:
+        parts = urlsplit(raw.strip())
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError as e:
+        raise ParseError(f"article URL {raw!r} is not a valid URL") from e
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ParseError(f"article URL {raw!r} is not an absolute http(s) URL")
+    if host not in set(allowed_hosts):
+        raise ParseError(f"article URL host {host!r} is not in allowed_hosts")
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMETER.match(k)]
+    )
+    path = parts.path.rstrip("/") or "/"
+    return canonicalize_url(urlunsplit(("https", netloc, path, query, "")))
+
+
+def sections_of(url: str) -> tuple[str | None, tuple[str, ...]]:
+    """Section and categories from a canonical URL: /cn/中国/… → 中国; deeper folders are extra categories."""
+    segments = [unquote(s) for s in urlsplit(url).path.split("/") if s]
+    if len(segments) >= 3 and segments[0] == "cn":
+        folders = tuple(collapse_space(s) for s in segments[1:-1])
+        return folders[0], folders
+    return None, ()
+
+
+def sanitize_html(fragment: str) -> str:
+    """Allowlist sanitizing: no script, style, event handler, javascript:/data: URL or unknown tag survives."""
+    return xml_safe(_CLEANER.clean(xml_safe(fragment))).strip()
+
+
+def content_hash(title: str, lead: str, image: str | None, content: str, categories: tuple[str, ...]) -> str:
+    """Identity of an article's visible content: equal hashes mean nothing a reader sees changed."""
+    payload = json.dumps([title, lead, image, content, list(categories)], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _compose(image: str | None, lead: str, body_html: str) -> str:
+    parts = []
+    if image:
+        parts.append(f'<figure><img src="{html.escape(image)}" alt=""></figure>')
+    if lead:
+        parts.append(f"<p><strong>{html.escape(lead, quote=False)}</strong></p>")
+    parts.append(body_html)
+    return "".join(parts)
+
+
+def _safe_image(url: str | None) -> str | None:
+    if not url:
+        return None
+    safe = safe_url_string(xml_safe(url.strip()))
+    return safe if urlsplit(safe).scheme in ("http", "https") else None
+
+
+def _credible(moment: datetime | None, now: datetime) -> datetime | None:
+    if moment is None or not EARLIEST_CREDIBLE <= moment <= now + CLOCK_SKEW:
+        return None
+    return moment
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(microsecond=0)

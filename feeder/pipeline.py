@@ -1,0 +1,149 @@
+"""refresh(): poll every source → ingest in one transaction → render → publish.
+
+The stages meet here and nowhere else. One failing source, or one bad file,
+never stops the others: it becomes a Problem or a failure in the report, and
+what is already published stays. Publishing is idempotent and follows the
+transaction, so a crash in between is repaired by the next refresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feeder.config import Config, SeedsSource
+from feeder.errors import ParseError, SourceError
+from feeder.models import Article, FeedInfo, KnownFile, Problem, RawDocument, RefreshReport, SeedFile, SourceReport
+from feeder.normalize import normalize
+from feeder.parse import parse_seed
+from feeder.publish import publish
+from feeder.render import feed_updated, render_feed, render_index, render_opml
+from feeder.sources import seeds
+from feeder.store import Store
+
+# Bump when parsing or normalizing changes what a seed file yields, so every file is read again.
+PARSER_VERSION = "1"
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(source name, files done, files in all) while a source is polled."""
+
+
+def refresh(config: Config, store: Store, now: datetime, progress: Progress | None = None) -> RefreshReport:
+    """Poll every source once, then publish every feed."""
+    with store.transaction():
+        _forget_files_if_rules_changed(config, store)
+        reports = tuple(_poll(source, config, store, now, progress) for source in config.sources)
+        created = {feed.name: store.feed_created_at(feed.name, now) for feed in config.feeds}
+    written, unchanged = publish(config.output_dir, render_all(config, store, created))
+    return RefreshReport(sources=reports, written=tuple(written), unchanged_files=tuple(unchanged))
+
+
+def render_all(config: Config, store: Store, created: dict[str, datetime]) -> dict[str, bytes]:
+    """Every output file's bytes: each feed in three formats, the index page and the OPML list."""
+    files: dict[str, bytes] = {}
+    infos = []
+    for feed in config.feeds:
+        entries = store.entries(feed.sources, feed.max_entries)
+        updated = feed_updated(entries, created[feed.name])
+        files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated))
+        infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, len(entries)))
+    files["index.html"] = render_index(infos, config.base_url)
+    files["feeds.opml"] = render_opml(infos, config.base_url)
+    return files
+
+
+@dataclass
+class _Tally:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def report(self, source: str, failure: str | None = None) -> SourceReport:
+        return SourceReport(source, self.new, self.updated, self.unchanged, self.skipped, tuple(self.problems), failure)
+
+
+def _poll(source: SeedsSource, config: Config, store: Store, now: datetime, progress: Progress | None) -> SourceReport:
+    tally = _Tally()
+    try:
+        files = seeds.scan(source.path)
+    except SourceError as e:
+        return tally.report(source.name, failure=str(e))
+    for done, seed in enumerate(files, start=1):
+        _ingest_file(seed, source=source, config=config, store=store, now=now, tally=tally)
+        if progress:
+            progress(source.name, done, len(files))
+    store.forget_files(source.name, keep={_key(source, f) for f in files})
+    return tally.report(source.name)
+
+
+def _ingest_file(
+    seed: SeedFile, *, source: SeedsSource, config: Config, store: Store, now: datetime, tally: _Tally
+) -> None:
+    key = _key(source, seed)
+    known = store.known_file(source.name, key)
+    if known and (known.size, known.mtime_ns) == (seed.size, seed.mtime_ns):
+        tally.skipped += 1
+        return
+    try:
+        data = seeds.read(seed)
+    except ParseError as e:
+        tally.problems.append(Problem(str(seed.path), str(e)))
+        return
+    seen = KnownFile(seed.size, seed.mtime_ns, hashlib.sha256(data).hexdigest())
+    if known and known.sha256 == seen.sha256:
+        store.remember_file(source.name, key, seen)
+        tally.skipped += 1
+        return
+    try:
+        article = article_from_seed(seed, data, source.name, config, now)
+    except ParseError as e:
+        tally.problems.append(Problem(str(seed.path), str(e)))
+        store.remember_file(source.name, key, seen, error=str(e))
+        return
+    outcome = store.upsert(article, source.name)
+    setattr(tally, outcome, getattr(tally, outcome) + 1)
+    store.remember_file(source.name, key, seen, url=article.url)
+
+
+def article_from_seed(seed: SeedFile, data: bytes, source: str, config: Config, now: datetime) -> Article:
+    """Parse and normalize one seed file's bytes (its mtime stands in for a missing scrape time)."""
+    mtime = datetime.fromtimestamp(seed.mtime_ns / 1e9, UTC)
+    document = RawDocument(source=source, locator=str(seed.path), content=data, retrieved_at=mtime)
+    return normalize(parse_seed(document), allowed_hosts=config.allowed_hosts, retrieved_at=mtime, now=now)
+
+
+def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, SeedFile | None, Article | Problem]]:
+    """Parse every seed of every source without touching the state or the output (``feeder check``)."""
+    for source in config.sources:
+        try:
+            files = seeds.scan(source.path)
+        except SourceError as e:
+            yield source, None, Problem(str(source.path), str(e))
+            continue
+        for seed in files:
+            try:
+                yield source, seed, article_from_seed(seed, seeds.read(seed), source.name, config, now)
+            except ParseError as e:
+                yield source, seed, Problem(str(seed.path), str(e))
+
+
+def _key(source: SeedsSource, seed: SeedFile) -> str:
+    return str(seed.path.relative_to(source.path)) if seed.path.is_relative_to(source.path) else str(seed.path)
+
+
+def _forget_files_if_rules_changed(config: Config, store: Store) -> None:
+    """Read every seed again when the parser or the host allowlist changed since the last refresh."""
+    rules = f"{PARSER_VERSION}:{','.join(sorted(config.allowed_hosts))}"
+    if store.setting("seed_rules") != rules:
+        for source in config.sources:
+            store.forget_files(source.name)
+        store.set_setting("seed_rules", rules)
+
+
+def state_database(config: Config) -> Path:
+    return config.state_dir / "feeder.sqlite3"

@@ -1,0 +1,177 @@
+"""Entries → Atom 1.0, RSS 2.0 and JSON Feed 1.1 bytes, plus index.html and feeds.opml.
+
+Pure and deterministic: every date comes from the data, never from the clock,
+so identical entries give byte-identical files. The only module that imports
+feedgen.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from feedgen.feed import FeedGenerator
+
+from feeder import __version__
+from feeder.config import FeedConfig
+from feeder.models import Entry, FeedInfo
+from feeder.text import xml_safe
+
+FORMATS = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+
+
+def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
+    """A feed's own ``updated``: its newest entry's, or ``fallback`` while it has none."""
+    return max((e.updated for e in entries), default=fallback)
+
+
+def render_feed(feed: FeedConfig, entries: Sequence[Entry], *, base_url: str, updated: datetime) -> dict[str, bytes]:
+    """``{file name: bytes}`` for the feed's Atom, RSS and JSON Feed files."""
+    generator = _generator(feed, entries, base_url, updated)
+    atom = generator.atom_str(pretty=True)
+    _set_links(generator, base_url, feed.name, "rss")
+    rss = generator.rss_str(pretty=True)
+    return {
+        f"{feed.name}.atom": atom,
+        f"{feed.name}.rss": rss,
+        f"{feed.name}.json": _json_feed(feed, entries, base_url),
+    }
+
+
+def _generator(feed: FeedConfig, entries: Sequence[Entry], base_url: str, updated: datetime) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.load_extension("media")
+    fg.load_extension("dc")
+    fg.id(f"{base_url}{feed.name}.atom")
+    fg.title(xml_safe(feed.title))
+    fg.subtitle(xml_safe(feed.description or feed.title))
+    fg.author({"name": xml_safe(feed.author)})
+    fg.language(feed.language)
+    fg.generator("feeder", version=__version__)
+    fg.updated(updated)
+    fg.lastBuildDate(updated)
+    _set_links(fg, base_url, feed.name, "atom")
+    for entry in entries:
+        _add_entry(fg, entry, feed.author)
+    return fg
+
+
+def _set_links(fg: FeedGenerator, base_url: str, name: str, kind: str) -> None:
+    fg.link(href=f"{base_url}{name}.{kind}", rel="self", type=FORMATS[kind], replace=True)
+    fg.link(href=base_url, rel="alternate", type="text/html")
+
+
+def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
+    fe = fg.add_entry(order="append")
+    fe.id(entry.url)
+    fe.guid(entry.url, permalink=True)
+    fe.title(xml_safe(entry.title))
+    fe.link(href=entry.url)
+    fe.published(entry.published)
+    fe.updated(entry.updated)
+    if entry.lead:
+        fe.summary(xml_safe(entry.lead))
+    if entry.content_html:
+        fe.content(xml_safe(entry.content_html), type="html")
+    for term in entry.categories:
+        fe.category(term=xml_safe(term))
+    author = xml_safe(entry.author or default_author)
+    fe.author({"name": author})
+    fe.dc.dc_creator(author)
+    if entry.image:
+        fe.media.content({"url": entry.image, "medium": "image"})
+        fe.media.thumbnail({"url": entry.image})
+
+
+def _json_feed(feed: FeedConfig, entries: Sequence[Entry], base_url: str) -> bytes:
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed.title,
+        "home_page_url": base_url,
+        "feed_url": f"{base_url}{feed.name}.json",
+        "description": feed.description or feed.title,
+        "language": feed.language,
+        "authors": [{"name": feed.author}],
+        "items": [_json_item(entry, feed.author) for entry in entries],
+    }
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _json_item(entry: Entry, default_author: str) -> dict[str, object]:
+    item: dict[str, object] = {"id": entry.url, "url": entry.url, "title": entry.title}
+    if entry.lead:
+        item["summary"] = entry.lead
+    item["content_html"] = entry.content_html
+    if entry.image:
+        item["image"] = entry.image
+    item["date_published"] = _rfc3339(entry.published)
+    item["date_modified"] = _rfc3339(entry.updated)
+    if entry.categories:
+        item["tags"] = list(entry.categories)
+    item["authors"] = [{"name": entry.author or default_author}]
+    return item
+
+
+def render_index(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
+    """A page listing every feed, with autodiscovery links so a reader can subscribe to the site URL."""
+    links = "".join(
+        f'  <link rel="alternate" type="{FORMATS[kind]}" title="{_attr(f.title)} ({label})"'
+        f' href="{_attr(base_url + f.name + "." + kind)}">\n'
+        for f in feeds
+        for kind, label in (("atom", "Atom"), ("rss", "RSS"), ("json", "JSON Feed"))
+    )
+    items = "".join(_index_item(f, base_url) for f in feeds)
+    page = (
+        "<!DOCTYPE html>\n"
+        '<html lang="zh">\n<head>\n  <meta charset="utf-8">\n'
+        '  <meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "  <title>feeder</title>\n"
+        f"{links}"
+        "</head>\n<body>\n  <h1>Feeds</h1>\n  <ul>\n"
+        f"{items}"
+        "  </ul>\n"
+        f'  <p><a href="{_attr(base_url)}feeds.opml">All feeds as OPML</a></p>\n'
+        "</body>\n</html>\n"
+    )
+    return page.encode("utf-8")
+
+
+def _index_item(feed: FeedInfo, base_url: str) -> str:
+    url = base_url + feed.name
+    description = f" — {html.escape(feed.description)}" if feed.description else ""
+    return (
+        f"    <li><strong>{html.escape(feed.title)}</strong>{description}<br>\n"
+        f"      {feed.entry_count} entries, updated {feed.updated.strftime('%Y-%m-%d %H:%M UTC')}:\n"
+        f'      <a href="{_attr(url)}.atom">Atom</a> · <a href="{_attr(url)}.rss">RSS</a>'
+        f' · <a href="{_attr(url)}.json">JSON Feed</a></li>\n'
+    )
+
+
+def render_opml(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
+    """An OPML 2.0 subscription list of every feed (Atom URLs)."""
+    outlines = "".join(
+        f'    <outline type="rss" text="{_attr(f.title)}" title="{_attr(f.title)}"'
+        f' xmlUrl="{_attr(base_url + f.name)}.atom" htmlUrl="{_attr(base_url)}"/>\n'
+        for f in feeds
+    )
+    document = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">\n'
+        "  <head>\n    <title>feeder</title>\n  </head>\n  <body>\n"
+        f"{outlines}"
+        "  </body>\n</opml>\n"
+    )
+    return document.encode("utf-8")
+
+
+def _attr(value: str) -> str:
+    return html.escape(xml_safe(value), quote=True)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,259 @@
+"""SQLite state: one entry per canonical URL, what each source contributed, seed files seen.
+
+The only module that speaks SQL. Schema changes are numbered migrations applied
+in order (``PRAGMA user_version`` records how far a database has come). Times
+are stored as integer Unix seconds, UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from feeder.errors import StoreError
+from feeder.models import Article, Entry, KnownFile
+
+Outcome = Literal["new", "updated", "unchanged"]
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE entries (
+        url TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        section TEXT,
+        categories TEXT NOT NULL,
+        author TEXT,
+        lead TEXT NOT NULL,
+        image TEXT,
+        content TEXT NOT NULL,
+        published INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        version_at INTEGER NOT NULL,
+        content_hash TEXT NOT NULL
+    );
+    CREATE INDEX entries_by_published ON entries (published DESC, url);
+    CREATE TABLE entry_sources (
+        url TEXT NOT NULL REFERENCES entries (url),
+        source TEXT NOT NULL,
+        PRIMARY KEY (url, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX entry_sources_by_source ON entry_sources (source, url);
+    CREATE TABLE seed_files (
+        source TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        url TEXT,
+        error TEXT,
+        PRIMARY KEY (source, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE feeds (
+        name TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+
+class Store:
+    """A connection to the state database. Use ``with Store.open(path) as store:``."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[Store]:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"{path}: cannot open the state database: {e}") from e
+        try:
+            store = cls(connection)
+            store._prepare(path)
+            yield store
+        finally:
+            connection.close()
+
+    def _prepare(self, path: Path) -> None:
+        try:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StoreError(f"{path}: cannot prepare the state database: {e}") from e
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"the state database has schema {version}, newer than this feeder ({len(MIGRATIONS)})")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction; rolled back whole if anything in it raises."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot start a transaction: {e}") from e
+        try:
+            yield
+        except sqlite3.Error as e:
+            self._db.execute("ROLLBACK")
+            raise StoreError(f"state database error, refresh rolled back: {e}") from e
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot commit: {e}") from e
+
+    # Settings -------------------------------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+
+    # Seed files -----------------------------------------------------------
+
+    def known_file(self, source: str, path: str) -> KnownFile | None:
+        row = self._db.execute(
+            "SELECT size, mtime_ns, sha256 FROM seed_files WHERE source = ? AND path = ?", (source, path)
+        ).fetchone()
+        return None if row is None else KnownFile(size=row[0], mtime_ns=row[1], sha256=row[2])
+
+    def remember_file(
+        self, source: str, path: str, seen: KnownFile, *, url: str | None = None, error: str | None = None
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO seed_files (source, path, size, mtime_ns, sha256, url, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, path, seen.size, seen.mtime_ns, seen.sha256, url, error),
+        )
+
+    def forget_files(self, source: str, keep: set[str] | None = None) -> None:
+        """Forget the seed files of a source, all of them or those not in ``keep``."""
+        rows = self._db.execute("SELECT path FROM seed_files WHERE source = ?", (source,)).fetchall()
+        gone = [(source, path) for (path,) in rows if keep is None or path not in keep]
+        self._db.executemany("DELETE FROM seed_files WHERE source = ? AND path = ?", gone)
+
+    # Entries --------------------------------------------------------------
+
+    def upsert(self, article: Article, source: str) -> Outcome:
+        """Merge one article version into its entry; the newest version wins, ``published`` only moves earlier."""
+        row = self._db.execute(
+            "SELECT version_at, content_hash, published, updated FROM entries WHERE url = ?", (article.url,)
+        ).fetchone()
+        if row is None:
+            self._insert(article)
+        self._db.execute("INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", (article.url, source))
+        if row is None:
+            return "new"
+        version_at, stored_hash, published, updated = row
+        earliest = min(published, _seconds(article.published))
+        incoming = (_seconds(article.version_at), article.content_hash)
+        if article.content_hash != stored_hash and incoming > (version_at, stored_hash):
+            self._replace(article, published=earliest, updated=max(updated, incoming[0], earliest))
+            return "updated"
+        if earliest != published:
+            self._db.execute(
+                "UPDATE entries SET published = ?, updated = max(updated, ?) WHERE url = ?",
+                (earliest, earliest, article.url),
+            )
+            return "updated"
+        return "unchanged"
+
+    def _insert(self, a: Article) -> None:
+        published = _seconds(a.published)
+        self._db.execute(
+            "INSERT INTO entries (url, title, section, categories, author, lead, image, content,"
+            " published, updated, version_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *_content_columns(a),
+                published,
+                max(published, _seconds(a.version_at)),
+                _seconds(a.version_at),
+                a.content_hash,
+            ),
+        )
+
+    def _replace(self, a: Article, *, published: int, updated: int) -> None:
+        self._db.execute(
+            "UPDATE entries SET title = ?, section = ?, categories = ?, author = ?, lead = ?, image = ?,"
+            " content = ?, published = ?, updated = ?, version_at = ?, content_hash = ? WHERE url = ?",
+            (*_content_columns(a)[1:], published, updated, _seconds(a.version_at), a.content_hash, a.url),
+        )
+
+    def entries(self, sources: Sequence[str], limit: int) -> list[Entry]:
+        """The newest entries that any of these sources contributed, newest first."""
+        marks = ", ".join("?" for _ in sources)
+        in_sources = f"s.source IN ({marks})"  # only "?" placeholders are interpolated
+        query = (
+            "SELECT url, title, section, categories, author, lead, image, content, published, updated"
+            " FROM entries AS e WHERE EXISTS (SELECT 1 FROM entry_sources AS s"
+            " WHERE s.url = e.url AND " + in_sources + ")"
+            " ORDER BY published DESC, url LIMIT ?"
+        )
+        rows = self._db.execute(query, (*sources, limit)).fetchall()
+        return [_entry(row) for row in rows]
+
+    def count_entries(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    # Feeds ----------------------------------------------------------------
+
+    def feed_created_at(self, name: str, now: datetime) -> datetime:
+        """When a feed was first built: its ``updated`` time while it has no entries."""
+        self._db.execute("INSERT OR IGNORE INTO feeds (name, created_at) VALUES (?, ?)", (name, _seconds(now)))
+        row = self._db.execute("SELECT created_at FROM feeds WHERE name = ?", (name,)).fetchone()
+        return _moment(row[0])
+
+
+def _content_columns(a: Article) -> tuple[object, ...]:
+    categories = json.dumps(list(a.categories), ensure_ascii=False)
+    return (a.url, a.title, a.section, categories, a.author, a.lead, a.image, a.content_html)
+
+
+def _entry(row: tuple[object, ...]) -> Entry:
+    url, title, section, categories, author, lead, image, content, published, updated = row
+    return Entry(
+        url=str(url),
+        title=str(title),
+        section=None if section is None else str(section),
+        categories=tuple(json.loads(str(categories))),
+        author=None if author is None else str(author),
+        lead=str(lead),
+        image=None if image is None else str(image),
+        content_html=str(content),
+        published=_moment(published),
+        updated=_moment(updated),
+    )
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _moment(seconds: object) -> datetime:
+    return datetime.fromtimestamp(int(str(seconds)), UTC)

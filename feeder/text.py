@@ -1,0 +1,22 @@
+"""Plain-text helpers shared by the stages: XML 1.0 legality and whitespace.
+
+Pure functions on ``str``; standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Everything XML 1.0 forbids: C0 controls but tab/LF/CR, surrogates, U+FFFE and U+FFFF.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SPACE = re.compile(r"\s+")
+
+
+def xml_safe(text: str) -> str:
+    """Remove the characters XML 1.0 cannot carry, so any writer accepts the text."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def collapse_space(text: str) -> str:
+    """One space between words, none at the ends (ideographic space included)."""
+    return _SPACE.sub(" ", text).strip()
