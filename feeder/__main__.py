@@ -1,0 +1,5 @@
+"""``python -m feeder`` is the ``feeder`` command."""
+
+from feeder.cli import main
+
+main()
