@@ -8,6 +8,7 @@ whose lines each name the file, the line, the key path and the problem.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,7 +23,6 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
-    model_validator,
 )
 
 from feeder.errors import ConfigError
@@ -100,29 +100,26 @@ class Config(_Strict):
     state_dir: ConfigPath
     base_url: Annotated[str, AfterValidator(_check_base_url)]
     server: ServerConfig = ServerConfig()
-    allowed_hosts: tuple[Host, ...] = Field(default=("www.rfi.fr",), min_length=1)
-    sources: tuple[SeedsSource, ...] = Field(min_length=1)
-    feeds: tuple[FeedConfig, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _names_are_consistent(self) -> Config:
-        _require_unique("sources", [s.name for s in self.sources])
-        _require_unique("feeds", [f.name for f in self.feeds])
-        known = {s.name for s in self.sources}
-        for feed in self.feeds:
-            unknown = [name for name in feed.sources if name not in known]
-            if unknown:
-                raise ValueError(f"feed {feed.name!r} names unknown source(s): {', '.join(unknown)}")
-        return self
-
-    def source(self, name: str) -> SeedsSource:
-        return next(s for s in self.sources if s.name == name)
+    allowed_hosts: tuple[Host, ...] = ("www.rfi.fr",)
+    sources: tuple[SeedsSource, ...]
+    feeds: tuple[FeedConfig, ...]
 
 
-def _require_unique(what: str, names: list[str]) -> None:
-    seen = {n for n in names if names.count(n) > 1}
-    if seen:
-        raise ValueError(f"{what}: duplicate name(s): {', '.join(sorted(seen))}")
+def _cross_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """What field validation cannot see: empty lists, duplicate names, feeds naming unknown sources."""
+    for key in ("allowed_hosts", "sources", "feeds"):
+        if not getattr(config, key):
+            yield (key,), "must list at least one"
+    for key in ("sources", "feeds"):
+        names: list[str] = [item.name for item in getattr(config, key)]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                yield (key, index, "name"), f"duplicate name {name!r}"
+    known = {s.name for s in config.sources}
+    for index, feed in enumerate(config.feeds):
+        for position, name in enumerate(feed.sources):
+            if name not in known:
+                yield ("feeds", index, "sources", position), f"unknown source {name!r}"
 
 
 def load_config(path: Path = DEFAULT_CONFIG) -> Config:
@@ -149,23 +146,28 @@ def parse_config(text: str, path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping of settings, got {type(data).__name__}")
     try:
-        return Config.model_validate(data, context={"root": path.parent.resolve()})
+        config = Config.model_validate(data, context={"root": path.parent.resolve()})
     except ValidationError as e:
-        lines = [_describe(err, root_node, path) for err in e.errors()]
+        lines = [_describe(tuple(err["loc"]), _message(err), root_node, path) for err in e.errors()]
         raise ConfigError("\n".join(lines)) from e
+    problems = [_describe(loc, message, root_node, path) for loc, message in _cross_problems(config)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
 
 
-def _describe(err: Any, root_node: yaml.Node | None, path: Path) -> str:
-    loc = tuple(err["loc"])
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown setting"
+    if err["type"] == "missing":
+        return "required setting is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _describe(loc: tuple[Any, ...], message: str, root_node: yaml.Node | None, path: Path) -> str:
     node, keys = _locate(root_node, loc)
     where = f"{path}:{node.start_mark.line + 1}" if node is not None else str(path)
-    key = _key_path(keys) or "(top level)"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown setting"
-    elif err["type"] == "missing":
-        message = "required setting is missing"
-    return f"{where}: {key}: {message}"
+    return f"{where}: {_key_path(keys) or '(top level)'}: {message}"
 
 
 def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, list[Any]]:

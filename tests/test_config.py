@@ -1,0 +1,144 @@
+"""config.yaml loading: defaults, path resolution, and one readable line per wrong value."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from feeder.config import Config, FeedConfig, SeedsSource, ServerConfig, load_config, parse_config, parse_duration
+from feeder.errors import ConfigError
+from tests.builders import config_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_bundled_config_is_valid_and_resolves_paths_against_its_folder() -> None:
+    config = load_config(ROOT / "config.yaml")
+    assert config.output_dir == ROOT / "public"
+    assert config.state_dir == ROOT / "state"
+    assert config.sources[0].path == ROOT / "seeds"
+    assert config.sources[0].interval == timedelta(minutes=1)
+    assert config.feeds[0].name == "rfi-cn"
+    assert config.allowed_hosts == ("www.rfi.fr",)
+
+
+def _keys(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return set(node) | {k for value in node.values() for k in _keys(value)}
+    if isinstance(node, list):
+        return {k for item in node for k in _keys(item)}
+    return set()
+
+
+def test_the_bundled_config_shows_every_setting() -> None:
+    shown = _keys(yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8")))
+    models: list[type[Any]] = [Config, ServerConfig, SeedsSource, FeedConfig]
+    settings = {name for model in models for name in model.model_fields}
+    assert settings - shown == set()
+
+
+def test_defaults_fill_what_a_minimal_config_leaves_out(tmp_path: Path) -> None:
+    config = parse_config(config_text(), tmp_path / "config.yaml")
+    assert config.server == ServerConfig(host="127.0.0.1", port=8080)
+    assert config.feeds[0].language == "zh-cn"
+    assert config.feeds[0].author == "RFI"
+
+
+def test_base_url_gets_a_trailing_slash(tmp_path: Path) -> None:
+    text = config_text().replace("http://127.0.0.1:8080/", "https://feeds.example.org/rfi")
+    assert parse_config(text, tmp_path / "c.yaml").base_url == "https://feeds.example.org/rfi/"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("15m", 900), ("1h", 3600), ("2d", 172_800), (" 5m ", 300)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("value", [90, "1:30", "0s", "5x", "m", "", None, True, "1.5h"])
+def test_bad_durations_are_refused(value: object) -> None:
+    with pytest.raises(ValueError, match=r"duration|string"):
+        parse_duration(value)
+
+
+def _error(text: str, tmp_path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "config.yaml")
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("    interval: 1m\n", "    interval: 1m\n    colour: red\n"),
+            "config.yaml:9: sources[0].colour: unknown setting",
+        ),
+        (("interval: 1m", "interval: 90"), "config.yaml:8: sources[0].interval: must be a string"),
+        (("interval: 1m", "interval: 1:30"), "config.yaml:8: sources[0].interval: must be a string"),
+        (("interval: 1m", "interval: soon"), "config.yaml:8: sources[0].interval: invalid duration 'soon'"),
+        (("max_entries: 200", "max_entries: 0"), "config.yaml:13: feeds[0].max_entries: Input should be greater"),
+        (("max_entries: 200", "max_entries: lots"), "config.yaml:13: feeds[0].max_entries: Input should be a valid"),
+        (("sources: [seeds]", "sources: [seedz]"), "config.yaml:12: feeds[0].sources[0]: unknown source 'seedz'"),
+        (("  - name: rfi-cn", "  - name: ../etc"), "config.yaml:10: feeds[0].name: String should match pattern"),
+        (("base_url: http://127.0.0.1:8080/", "base_url: ftp://x/"), "config.yaml:3: base_url: must be an absolute"),
+        (("state_dir: state\n", ""), "config.yaml:1: state_dir: required setting is missing"),
+        (("    kind: seeds", "    kind: gopher"), "config.yaml:6: sources[0].kind: Input should be 'seeds'"),
+    ],
+)
+def test_each_wrong_value_is_one_line_with_file_line_and_key(
+    change: tuple[str, str], expected: str, tmp_path: Path
+) -> None:
+    old, new = change
+    text = config_text()
+    assert old in text
+    message = _error(text.replace(old, new), tmp_path)
+    assert expected in message
+    assert len(message.splitlines()) == 1
+
+
+def test_several_wrong_values_give_one_line_each(tmp_path: Path) -> None:
+    text = config_text().replace("interval: 1m", "interval: 90").replace("max_entries: 200", "max_entries: -1")
+    lines = _error(text, tmp_path).splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("sources[0].interval: must be a string such as '30s', '15m' or '1h', not 90")
+    assert "feeds[0].max_entries" in lines[1]
+
+
+def test_duplicate_names_are_refused(tmp_path: Path) -> None:
+    text = config_text(extra_feed="  - name: rfi-cn\n    title: again\n    sources: [seeds]\n")
+    assert "config.yaml:14: feeds[1].name: duplicate name 'rfi-cn'" in _error(text, tmp_path)
+
+
+def test_empty_lists_are_refused(tmp_path: Path) -> None:
+    message = _error(config_text() + "allowed_hosts: []\n", tmp_path)
+    assert message.endswith("config.yaml:14: allowed_hosts: must list at least one")
+    message = _error(config_text().replace("sources: [seeds]", "sources: []"), tmp_path)
+    assert "config.yaml:12: feeds[0].sources: Tuple should have at least 1 item" in message
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    message = _error("output_dir: public\nsources: [unclosed\n", tmp_path)
+    assert message.startswith(f"{tmp_path / 'config.yaml'}:")
+    assert "not valid YAML" in message
+
+
+def test_a_config_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    assert "must be a mapping" in _error("- just\n- a list\n", tmp_path)
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_config_records_are_frozen(tmp_path: Path) -> None:
+    config = parse_config(config_text(), tmp_path / "config.yaml")
+    with pytest.raises(ValueError, match="frozen"):
+        config.base_url = "http://elsewhere/"  # type: ignore[misc]

@@ -1,0 +1,149 @@
+"""Rendering: byte-stable Atom/RSS/JSON that feed readers accept, index.html and OPML."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from xml.etree import ElementTree
+
+import feedparser
+import pytest
+
+from feeder.config import FeedConfig
+from feeder.models import Entry, FeedInfo
+from feeder.render import feed_updated, render_feed, render_index, render_opml
+
+GOLDEN = Path(__file__).parent / "data" / "render"
+BASE = "http://127.0.0.1:8080/"
+FEED = FeedConfig(name="rfi-cn", title="RFI 中文", description="测试", sources=("seeds",))
+T0 = datetime(2024, 1, 9, 9, 5, tzinfo=UTC)
+
+
+def entries() -> list[Entry]:
+    return [
+        Entry(
+            url="https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240110-b",
+            title="第二篇 & <新闻>",
+            section="中国",
+            categories=("中国",),
+            author=None,
+            lead="导语二",
+            image="https://s.rfi.fr/media/display/x/w:1280/p:16x9/b.jpg",
+            content_html='<figure><img src="https://s.rfi.fr/b.jpg" alt=""></figure><p>正文二</p>',
+            published=T0 + timedelta(days=1),
+            updated=T0 + timedelta(days=1, hours=2),
+        ),
+        Entry(
+            url="https://www.rfi.fr/cn/%E4%B8%93%E6%A0%8F%E6%A3%80%E7%B4%A2/%E6%B3%95%E5%9B%BD%E6%8A%A5%E6%91%98/20240109-a",
+            title="第一篇",
+            section="专栏检索",
+            categories=("专栏检索", "法国报摘"),
+            author="某记者",
+            lead="",
+            image=None,
+            content_html="<p>正文一</p>",
+            published=T0,
+            updated=T0 + timedelta(minutes=10),
+        ),
+    ]
+
+
+def rendered() -> dict[str, bytes]:
+    items = entries()
+    return render_feed(FEED, items, base_url=BASE, updated=feed_updated(items, T0))
+
+
+@pytest.mark.parametrize("name", ["rfi-cn.atom", "rfi-cn.rss", "rfi-cn.json"])
+def test_output_matches_the_golden_file(name: str) -> None:
+    golden = GOLDEN / name
+    if os.environ.get("FEEDER_REGENERATE_GOLDEN"):
+        golden.write_bytes(rendered()[name])
+    assert rendered()[name] == golden.read_bytes()
+
+
+def test_rendering_twice_gives_identical_bytes() -> None:
+    assert rendered() == rendered()
+
+
+@pytest.mark.parametrize("name", ["rfi-cn.atom", "rfi-cn.rss"])
+def test_feedparser_reads_every_field(name: str) -> None:
+    parsed = feedparser.parse(rendered()[name])
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    assert parsed.feed.title == "RFI 中文"
+    first, second = parsed.entries
+    assert first.id == first.link == entries()[0].url
+    assert first.title == "第二篇 & <新闻>"
+    assert first.published_parsed[:5] == (2024, 1, 10, 9, 5)
+    assert first.summary == "导语二"
+    assert "<p>正文二</p>" in first.content[0].value
+    assert first.media_thumbnail[0]["url"] == entries()[0].image
+    assert [t.term for t in second.tags] == ["专栏检索", "法国报摘"]
+    assert second.author == "某记者"
+    assert first.author == "RFI"
+
+
+def test_atom_and_rss_have_distinct_self_links_and_the_newest_updated() -> None:
+    files = rendered()
+    atom = feedparser.parse(files["rfi-cn.atom"]).feed
+    rss = feedparser.parse(files["rfi-cn.rss"]).feed
+    assert {link.href for link in atom.links if link.rel == "self"} == {BASE + "rfi-cn.atom"}
+    assert {link.href for link in rss.links if link.rel == "self"} == {BASE + "rfi-cn.rss"}
+    assert atom.updated == "2024-01-10T11:05:00+00:00"
+    assert b"<lastBuildDate>Wed, 10 Jan 2024 11:05:00 +0000</lastBuildDate>" in files["rfi-cn.rss"]
+
+
+def test_an_empty_feed_is_valid_and_dated_by_its_fallback() -> None:
+    files = render_feed(FEED, [], base_url=BASE, updated=T0)
+    parsed = feedparser.parse(files["rfi-cn.atom"])
+    assert parsed.bozo == 0
+    assert parsed.entries == []
+    assert parsed.feed.updated == "2024-01-09T09:05:00+00:00"
+
+
+def test_characters_xml_cannot_carry_are_dropped() -> None:
+    item = entries()[1]
+    broken = Entry(
+        url=item.url,
+        title="坏\x00字\x1f符\ufffe",
+        section=None,
+        categories=("类\x0b别",),
+        author=None,
+        lead="导\x08语",
+        image=None,
+        content_html="<p>正\x01文</p>",
+        published=T0,
+        updated=T0,
+    )
+    files = render_feed(FEED, [broken], base_url=BASE, updated=T0)
+    for name in ("rfi-cn.atom", "rfi-cn.rss"):
+        ElementTree.fromstring(files[name])  # well-formed
+        assert feedparser.parse(files[name]).entries[0].title == "坏字符"
+
+
+def test_json_feed_shape() -> None:
+    document = json.loads(rendered()["rfi-cn.json"])
+    assert document["version"] == "https://jsonfeed.org/version/1.1"
+    assert document["feed_url"] == BASE + "rfi-cn.json"
+    first, second = document["items"]
+    assert first["id"] == first["url"] == entries()[0].url
+    assert first["date_published"] == "2024-01-10T09:05:00Z"
+    assert first["image"] == entries()[0].image
+    assert "summary" not in second
+    assert second["tags"] == ["专栏检索", "法国报摘"]
+
+
+def test_index_page_offers_autodiscovery_and_opml_lists_the_feeds() -> None:
+    infos = [FeedInfo("rfi-cn", "RFI <中文>", "说明", T0, 2)]
+    page = render_index(infos, BASE).decode()
+    assert (
+        f'<link rel="alternate" type="application/atom+xml" title="RFI &lt;中文&gt; (Atom)" href="{BASE}rfi-cn.atom">'
+        in page
+    )
+    assert f'href="{BASE}rfi-cn.rss"' in page
+    assert "2 entries, updated 2024-01-09 09:05 UTC" in page
+    outline = ElementTree.fromstring(render_opml(infos, BASE)).find("body/outline")
+    assert outline is not None
+    assert outline.get("xmlUrl") == BASE + "rfi-cn.atom"
+    assert outline.get("text") == "RFI <中文>"

@@ -1,0 +1,170 @@
+"""The SQLite store: migrations, one entry per URL, version rules, source membership."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feeder.errors import StoreError
+from feeder.models import Article, KnownFile
+from feeder.store import MIGRATIONS, Store
+
+T0 = datetime(2024, 1, 9, 9, 5, tzinfo=UTC)
+
+
+def article(url: str = "https://www.rfi.fr/cn/a/1", **changes: object) -> Article:
+    base = Article(
+        url=url,
+        title="标题",
+        section="a",
+        categories=("a",),
+        author=None,
+        lead="导语",
+        image=None,
+        content_html="<p>正文</p>",
+        published=T0,
+        version_at=T0 + timedelta(minutes=10),
+        content_hash="h1",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_new_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "feeder.sqlite3"
+    with Store.open(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with Store.open(path) as store:  # reopening applies nothing twice
+        assert store.schema_version == len(MIGRATIONS)
+
+
+def test_a_database_from_a_newer_feeder_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "feeder.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer than this feeder"), Store.open(path):
+        pass
+
+
+def test_an_unusable_database_path_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot open"), Store.open(tmp_path / "file" / "db.sqlite3"):
+        pass
+
+
+def test_new_then_identical_is_unchanged(store: Store) -> None:
+    with store.transaction():
+        assert store.upsert(article(), "seeds") == "new"
+        assert store.upsert(article(), "seeds") == "unchanged"
+    (entry,) = store.entries(["seeds"], 10)
+    assert entry.published == T0
+    assert entry.updated == T0 + timedelta(minutes=10)
+    assert entry.title == "标题"
+
+
+def test_a_newer_version_replaces_content_and_moves_updated_only(store: Store) -> None:
+    later = T0 + timedelta(hours=3)
+    with store.transaction():
+        store.upsert(article(), "seeds")
+        outcome = store.upsert(article(title="新标题", content_hash="h2", version_at=later, published=later), "seeds")
+    assert outcome == "updated"
+    (entry,) = store.entries(["seeds"], 10)
+    assert (entry.title, entry.published, entry.updated) == ("新标题", T0, later)
+
+
+def test_an_older_version_changes_nothing(store: Store) -> None:
+    later = T0 + timedelta(hours=3)
+    with store.transaction():
+        store.upsert(article(title="新标题", content_hash="h2", version_at=later), "seeds")
+        assert store.upsert(article(), "seeds") == "unchanged"
+    (entry,) = store.entries(["seeds"], 10)
+    assert (entry.title, entry.updated) == ("新标题", later)
+
+
+def test_a_same_content_newer_scrape_changes_nothing(store: Store) -> None:
+    with store.transaction():
+        store.upsert(article(), "seeds")
+        assert store.upsert(article(version_at=T0 + timedelta(days=2)), "seeds") == "unchanged"
+    assert store.entries(["seeds"], 10)[0].updated == T0 + timedelta(minutes=10)
+
+
+def test_published_only_moves_earlier(store: Store) -> None:
+    with store.transaction():
+        store.upsert(article(), "seeds")
+        assert store.upsert(article(published=T0 + timedelta(days=1)), "seeds") == "unchanged"
+        assert store.upsert(article(published=T0 - timedelta(hours=1)), "seeds") == "updated"
+    assert store.entries(["seeds"], 10)[0].published == T0 - timedelta(hours=1)
+
+
+@pytest.mark.parametrize("order", [("h1", "h2"), ("h2", "h1")])
+def test_two_versions_with_one_scrape_time_resolve_the_same_in_any_order(store: Store, order: tuple[str, str]) -> None:
+    with store.transaction():
+        for digest in order:
+            store.upsert(article(title=digest, content_hash=digest), "seeds")
+    assert store.entries(["seeds"], 10)[0].title == "h2"
+
+
+def test_entries_newest_first_limited_and_by_source(store: Store) -> None:
+    with store.transaction():
+        for day in range(5):
+            moment = T0 + timedelta(days=day)
+            store.upsert(article(f"https://www.rfi.fr/cn/a/{day}", published=moment, version_at=moment), "seeds")
+        store.upsert(article("https://www.rfi.fr/cn/a/other"), "other")
+        store.upsert(article("https://www.rfi.fr/cn/a/0"), "other")
+    assert [e.url[-1] for e in store.entries(["seeds"], 3)] == ["4", "3", "2"]
+    # equal publication times fall back to URL order, so the order never depends on insertion
+    assert [e.url for e in store.entries(["other"], 10)] == [
+        "https://www.rfi.fr/cn/a/0",
+        "https://www.rfi.fr/cn/a/other",
+    ]
+    assert len(store.entries(["seeds", "other"], 100)) == 6
+    assert store.count_entries() == 6
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    def crash_mid_refresh() -> None:
+        with store.transaction():
+            store.upsert(article(), "seeds")
+            raise RuntimeError("crash mid-refresh")
+
+    with pytest.raises(RuntimeError):
+        crash_mid_refresh()
+    assert store.entries(["seeds"], 10) == []
+
+
+def test_sqlite_errors_inside_a_transaction_become_store_errors(store: Store) -> None:
+    def violate_a_constraint() -> None:
+        with store.transaction():
+            store.upsert(article(), "seeds")
+            store.set_setting("x", None)  # type: ignore[arg-type]  # NOT NULL violated
+
+    with pytest.raises(StoreError, match="rolled back"):
+        violate_a_constraint()
+    assert store.count_entries() == 0
+
+
+def test_seed_files_are_remembered_and_forgotten(store: Store) -> None:
+    seen = KnownFile(size=10, mtime_ns=5, sha256="abc")
+    with store.transaction():
+        store.remember_file("seeds", "a.txt", seen, url="https://www.rfi.fr/cn/a/1")
+        store.remember_file("seeds", "b.txt", seen, error="empty")
+        store.remember_file("other", "a.txt", seen)
+        store.forget_files("seeds", keep={"a.txt"})
+    assert store.known_file("seeds", "a.txt") == seen
+    assert store.known_file("seeds", "b.txt") is None
+    with store.transaction():
+        store.forget_files("seeds")
+    assert store.known_file("seeds", "a.txt") is None
+    assert store.known_file("other", "a.txt") == seen
+
+
+def test_a_feed_keeps_its_creation_time(store: Store) -> None:
+    with store.transaction():
+        first = store.feed_created_at("rfi-cn", T0)
+        again = store.feed_created_at("rfi-cn", T0 + timedelta(days=3))
+    assert first == again == T0
