@@ -1,32 +1,37 @@
-"""The ``feeder`` command: refresh | check.
+"""The ``feeder`` command: run | serve | refresh | status | check.
 
 The only module that imports click and rich, reads the wall clock for the
-pipeline, and turns FeederError into an exit code. Errors are one line on
-stderr; ``--debug`` adds the traceback.
+pipeline, sets up logging and turns FeederError into an exit code. Errors are
+one line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
-from feeder import __version__
+from feeder import __version__, status
 from feeder.config import DEFAULT_CONFIG, Config, load_config
+from feeder.control import call
 from feeder.errors import FeederError
-from feeder.models import Problem, RefreshReport
-from feeder.pipeline import Progress, check_seeds, refresh, state_database
-from feeder.store import Store
+from feeder.models import Problem
+from feeder.pipeline import Progress, check_seeds
+from feeder.service import Service, refresh_once, serve_only
 
 EXIT_INTERNAL = 1
 EXIT_INPUT_PROBLEMS = 6
 PROGRESS_THRESHOLD = 200
+REFRESH_TIMEOUT = 600.0
 
 config_option = click.option(
     "--config",
@@ -71,16 +76,60 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+@main.command("run")
+@config_option
+@click.pass_context
+def run_command(ctx: click.Context, config_path: Path) -> None:
+    """Run the service: poll on schedule, serve the output folder, take manual refreshes."""
+    _configure_logging(ctx.obj["debug"])
+    Service(load_config(config_path)).run()
+
+
+@main.command("serve")
+@config_option
+@click.pass_context
+def serve_command(ctx: click.Context, config_path: Path) -> None:
+    """Only serve the output folder over HTTP (another process refreshes it)."""
+    _configure_logging(ctx.obj["debug"])
+    serve_only(load_config(config_path))
+
+
 @main.command("refresh")
 @config_option
-def refresh_command(config_path: Path) -> None:
-    """Poll every source once, publish the feeds, print what changed."""
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Poll only this source (repeatable).")
+def refresh_command(config_path: Path, sources: tuple[str, ...]) -> None:
+    """Poll sources now and publish; asks the running daemon to do it when there is one."""
     config = load_config(config_path)
-    with Store.open(state_database(config)) as store, _progress_bar() as progress:
-        report = refresh(config, store, datetime.now(UTC), progress)
-    _print_report(report, config)
-    if report.failed:
+    unknown = sorted(set(sources) - {s.name for s in config.sources})
+    if unknown:
+        raise click.BadParameter(f"unknown source(s): {', '.join(unknown)}", param_hint="--source")
+    request = {"command": "refresh", "sources": list(sources) or None}
+    reply = call(config.state_dir, request, timeout=REFRESH_TIMEOUT)
+    if reply is not None:
+        click.echo("refreshed by the running daemon")
+        report = reply["report"]
+    else:
+        with _progress_bar() as progress:
+            chosen = frozenset(sources) if sources else None
+            report = refresh_once(config, datetime.now(UTC), chosen, progress=progress).to_dict()
+    _print_report(report)
+    if any(s["failure"] for s in report["sources"]):
         sys.exit(EXIT_INPUT_PROBLEMS)
+
+
+@main.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print status.json as it is.")
+def status_command(config_path: Path, as_json: bool) -> None:
+    """What the last poll of each source did, and when the next one is due."""
+    config = load_config(config_path)
+    reply = call(config.state_dir, {"command": "status"}, timeout=10)
+    current = reply["status"] if reply is not None else status.load(config.state_dir)
+    if as_json:
+        click.echo(json.dumps(current, ensure_ascii=False, indent=2))
+        return
+    for line in status.describe(current):
+        click.echo(line)
 
 
 @main.command("check")
@@ -117,21 +166,22 @@ def _check(config: Config) -> dict[str, Counter[str]]:
     return counts
 
 
-def _print_report(report: RefreshReport, config: Config) -> None:
-    for s in report.sources:
-        if s.failure:
-            click.echo(f"feeder: {s.source}: {s.failure}", err=True)
+def _print_report(report: dict[str, Any]) -> None:
+    """Print a refresh report in its JSON-ready form (RefreshReport.to_dict)."""
+    for s in report["sources"]:
+        if s["failure"]:
+            click.echo(f"feeder: {s['source']}: {s['failure']}", err=True)
             continue
         click.echo(
-            f"{s.source}: {s.new} new, {s.updated} updated, {s.unchanged} unchanged, "
-            f"{s.skipped} skipped, {len(s.problems)} errors"
+            f"{s['source']}: {s['new']} new, {s['updated']} updated, {s['unchanged']} unchanged, "
+            f"{s['skipped']} skipped, {len(s['problems'])} errors"
         )
-        for problem in s.problems:
-            click.echo(f"feeder: {problem.locator}: {problem.reason}", err=True)
-    for path in report.written:
-        click.echo(f"wrote {_shown(path)}")
-    for path in report.unchanged_files:
-        click.echo(f"unchanged {_shown(path)}")
+        for problem in s["problems"]:
+            click.echo(f"feeder: {problem['locator']}: {problem['reason']}", err=True)
+    for path in report["written"]:
+        click.echo(f"wrote {_shown(Path(path))}")
+    for path in report["unchanged_files"]:
+        click.echo(f"unchanged {_shown(Path(path))}")
 
 
 def _shown(path: Path) -> str:
@@ -139,6 +189,32 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+class _JournalFormatter(logging.Formatter):
+    """``<priority>message``: journald reads the level from the prefix and adds the time itself."""
+
+    PRIORITIES: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITIES.get(record.levelno, 6)}>{super().format(record)}"
+
+
+def _configure_logging(debug: bool) -> None:
+    """One line per event on stderr: bare under systemd, timestamped elsewhere."""
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @contextmanager

@@ -104,6 +104,17 @@ class Config(_Strict):
     sources: tuple[SeedsSource, ...]
     feeds: tuple[FeedConfig, ...]
 
+    def feed_interval(self, feed: FeedConfig) -> timedelta:
+        """How often a feed can change: the shortest interval of its sources."""
+        return min(s.interval for s in self.sources if s.name in feed.sources)
+
+    def max_age(self, relative_path: str) -> int:
+        """Cache lifetime in seconds of a published file: its feed's interval, else the shortest of all."""
+        stem = relative_path.split("/", 1)[0].split(".", 1)[0]
+        feed = next((f for f in self.feeds if f.name == stem), None)
+        interval = self.feed_interval(feed) if feed else min(s.interval for s in self.sources)
+        return int(interval.total_seconds())
+
 
 def _cross_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """What field validation cannot see: empty lists, duplicate names, feeds naming unknown sources."""

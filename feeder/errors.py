@@ -41,3 +41,13 @@ class SourceError(FeederError):
 
 class ParseError(SourceError):
     """One input document could not yield an article; the run goes on."""
+
+
+class BusyError(FeederError):
+    """Another feeder process already holds this config's daemon lock."""
+
+    exit_code = 7
+
+
+class RefreshAbortedError(FeederError):
+    """A refresh was stopped part-way (the service is shutting down); nothing of it was kept."""

@@ -122,6 +122,15 @@ class FeedInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedDigest:
+    """A feed's selection in brief: enough to know whether it must be rendered again."""
+
+    count: int
+    newest_updated: datetime | None
+    rows_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """An input that could not be used, and why; reported, never published."""
 
@@ -140,6 +149,7 @@ class SourceReport:
     skipped: int = 0
     problems: tuple[Problem, ...] = ()
     failure: str | None = None
+    duration: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +163,11 @@ class RefreshReport:
     @property
     def failed(self) -> bool:
         return any(s.failure for s in self.sources)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready data (what the control socket sends back)."""
+        return {
+            "sources": [dataclasses.asdict(s) for s in self.sources],
+            "written": [str(p) for p in self.written],
+            "unchanged_files": [str(p) for p in self.unchanged_files],
+        }

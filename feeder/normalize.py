@@ -13,7 +13,8 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import nh3
 from w3lib.url import canonicalize_url, safe_url_string
@@ -44,15 +45,16 @@ ALLOWED_ATTRIBUTES = {
 DROPPED_WITH_CONTENT = frozenset(
     {"script", "style", "iframe", "object", "embed", "form", "noscript", "template", "svg", "math", "select"}
 )
-_CLEANER = nh3.Cleaner(
-    tags=set(ALLOWED_TAGS),
-    clean_content_tags=set(DROPPED_WITH_CONTENT),
-    attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
-    url_schemes={"http", "https", "mailto"},
-    url_relative="deny",
-    link_rel="noopener noreferrer",
-    strip_comments=True,
-)
+_SANITIZER_OPTIONS: dict[str, Any] = {
+    "tags": set(ALLOWED_TAGS),
+    "clean_content_tags": set(DROPPED_WITH_CONTENT),
+    "attributes": {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+    "url_schemes": {"http", "https", "mailto"},
+    "link_rel": "noopener noreferrer",
+    "strip_comments": True,
+}
+_IMG_WITHOUT_SRC = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
+_SPACE_BETWEEN_TAGS = re.compile(r">\s+<")
 
 
 def normalize(
@@ -68,13 +70,16 @@ def normalize(
     seed file, its modification time); ``now`` bounds what counts as credible.
     """
     url = canonical_url(parsed.url, allowed_hosts)
-    version_at = _whole_seconds(_credible(parsed.scraped_at, now) or _credible(retrieved_at, now) or now)
+    scraped = _credible(parsed.scraped_at, now) or _credible(retrieved_at, now)
+    if scraped is None:
+        raise ParseError("no credible scrape time: the timestamp line and the file time are both unusable")
+    version_at = _whole_seconds(scraped)
     published = _whole_seconds(_credible(parsed.published_at, now) or version_at)
     section, categories = sections_of(url)
     title = xml_safe(parsed.title)
     lead = xml_safe(collapse_space(parsed.lead))
-    image = _safe_image(parsed.image)
-    content = sanitize_html(_compose(image, lead, parsed.body_html))
+    image = _safe_image(parsed.image, base_url=url)
+    content = sanitize_html(_compose(image, lead, parsed.body_html), base_url=url)
     return Article(
         url=url,
         title=title,
@@ -94,7 +99,7 @@ def canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
     """The one key for every spelling of an article URL on an allowed host."""
     try:
         parts = urlsplit(raw.strip())
-        host = (parts.hostname or "").lower()
+        host = (parts.hostname or "").lower().rstrip(".")
         port = parts.port
     except ValueError as e:
         raise ParseError(f"article URL {raw!r} is not a valid URL") from e
@@ -103,11 +108,13 @@ def canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
     if host not in set(allowed_hosts):
         raise ParseError(f"article URL host {host!r} is not in allowed_hosts")
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMETER.match(k)]
-    )
+    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
     path = parts.path.rstrip("/") or "/"
     return canonicalize_url(urlunsplit(("https", netloc, path, query, "")))
+
+
+def _is_tracking(pair: str) -> bool:
+    return bool(TRACKING_PARAMETER.match(unquote(pair.split("=", 1)[0])))
 
 
 def sections_of(url: str) -> tuple[str | None, tuple[str, ...]]:
@@ -119,14 +126,25 @@ def sections_of(url: str) -> tuple[str | None, tuple[str, ...]]:
     return None, ()
 
 
-def sanitize_html(fragment: str) -> str:
-    """Allowlist sanitizing: no script, style, event handler, javascript:/data: URL or unknown tag survives."""
-    return xml_safe(_CLEANER.clean(xml_safe(fragment))).strip()
+def sanitize_html(fragment: str, *, base_url: str | None = None) -> str:
+    """Allowlist sanitizing: no script, style, event handler, javascript:/data: URL or unknown tag survives.
+
+    Relative links and images are resolved against ``base_url`` (the canonical URL), or dropped without one.
+    """
+    if base_url:
+        cleaned = nh3.clean(xml_safe(fragment), url_relative=("rewrite_with_base", base_url), **_SANITIZER_OPTIONS)
+    else:
+        cleaned = nh3.clean(xml_safe(fragment), url_relative="deny", **_SANITIZER_OPTIONS)
+    return _IMG_WITHOUT_SRC.sub("", xml_safe(cleaned)).strip()
 
 
 def content_hash(title: str, lead: str, image: str | None, content: str, categories: tuple[str, ...]) -> str:
-    """Identity of an article's visible content: equal hashes mean nothing a reader sees changed."""
-    payload = json.dumps([title, lead, image, content, list(categories)], ensure_ascii=False)
+    """Identity of an article's visible content: equal hashes mean nothing a reader sees changed.
+
+    Runs of white space, and white space between tags, do not count.
+    """
+    visible = _SPACE_BETWEEN_TAGS.sub("><", collapse_space(content))
+    payload = json.dumps([title, lead, image, visible, list(categories)], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -140,10 +158,13 @@ def _compose(image: str | None, lead: str, body_html: str) -> str:
     return "".join(parts)
 
 
-def _safe_image(url: str | None) -> str | None:
-    if not url:
+def _safe_image(url: str | None, *, base_url: str) -> str | None:
+    if not url or not url.strip():
         return None
-    safe = safe_url_string(xml_safe(url.strip()))
+    try:
+        safe = safe_url_string(urljoin(base_url, xml_safe(url.strip())))
+    except ValueError:
+        return None
     return safe if urlsplit(safe).scheme in ("http", "https") else None
 
 

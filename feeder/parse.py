@@ -13,7 +13,6 @@ import html as htmllib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import lxml.etree
@@ -41,9 +40,10 @@ FURNITURE_TAGS = frozenset({"script", "style", "noscript", "template", "iframe",
 SHARE_LABEL = re.compile(r"^\s*(分享|分享到|Partager)\s*[:：]?\s*$")
 SHARE_LINK = re.compile(
     r"^(whatsapp:|https?://(www\.)?(facebook\.com/dialog/share|facebook\.com/sharer|x\.com/intent|"
-    r"twitter\.com/intent|web\.whatsapp\.com/send|rfi\.my/))"
+    r"twitter\.com/intent|web\.whatsapp\.com/send))"
 )
 
+_TAG = re.compile(r"<[^>]*>")
 _STAMP_LINE = re.compile(r"^\s*<!--\s*(?P<value>.*?)\s*-->\s*$")
 _LINK_LINE = re.compile(r"^\s*\[(?P<title>.*)\]\(\s*(?P<url>[^\s()]+(?:\([^\s()]*\)[^\s()]*)*)\s*\)\s*$")
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$")
@@ -55,11 +55,13 @@ def parse_seed(doc: RawDocument) -> ParsedArticle:
     text = xml_safe(doc.content.decode("utf-8", errors="replace")).lstrip("\ufeff")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     scraped_at, rest = _take_stamp(lines)
-    title, url, rest = _take_link(rest)
+    title, url, rest = _take_link(rest, first_line=len(lines) - len(rest) + 1)
     html = "\n".join(_skip_separator(rest)).strip()
     if not html:
         raise ParseError("no article HTML after the header (file cut off?)")
-    published_at, image, lead, body_html = _split_article(html, url)
+    published_at, image, lead, body_html = _split_article(html)
+    if not (lead or image or plain_text(body_html)):
+        raise ParseError("the article HTML holds no lead, image or text")
     return ParsedArticle(
         locator=doc.locator,
         url=url,
@@ -79,8 +81,9 @@ def plain_text(markup: str) -> str:
     try:
         root = lxml.html.fragment_fromstring(markup, create_parent="span")
     except (lxml.etree.ParserError, ValueError):
-        return collapse_space(markup)
-    return collapse_space(root.text_content())
+        # lxml refuses some character references (&#x1F;): strip tags and decode by hand
+        return collapse_space(xml_safe(htmllib.unescape(_TAG.sub("", markup))))
+    return collapse_space(xml_safe(root.text_content()))
 
 
 def paris_to_utc(day: int, month: int, year: int, hour: int, minute: int) -> datetime:
@@ -97,7 +100,7 @@ def _take_stamp(lines: list[str]) -> tuple[datetime | None, list[str]]:
 
 def _epoch(value: str) -> datetime | None:
     """Milliseconds (13 digits) or seconds since the epoch; None when not a usable number."""
-    if not value.isdigit() or len(value) > 16:
+    if not (value.isascii() and value.isdigit()) or len(value) > 16:
         return None
     number = int(value)
     seconds = number / 1000 if number >= 100_000_000_000 else number
@@ -107,13 +110,13 @@ def _epoch(value: str) -> datetime | None:
         return None
 
 
-def _take_link(lines: list[str]) -> tuple[str, str, list[str]]:
+def _take_link(lines: list[str], first_line: int) -> tuple[str, str, list[str]]:
     for index, line in enumerate(lines):
         if not line.strip():
             continue
         match = _LINK_LINE.match(line)
         if not match:
-            raise ParseError(f"line {index + 1} is not a '[title](url)' link")
+            raise ParseError(f"line {first_line + index} is not a '[title](url)' link")
         title = plain_text(match.group("title"))
         if not title:
             raise ParseError("the article title is empty")
@@ -128,7 +131,7 @@ def _skip_separator(lines: list[str]) -> list[str]:
     return []
 
 
-def _split_article(html: str, base_url: str) -> tuple[datetime | None, str | None, str, str]:
+def _split_article(html: str) -> tuple[datetime | None, str | None, str, str]:
     """Seed HTML → (publication time, lead image, lead text, body HTML without furniture)."""
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
@@ -139,10 +142,7 @@ def _split_article(html: str, base_url: str) -> tuple[datetime | None, str | Non
     image_src = image.get("src") if image is not None else None
     lead = _take_lead(root)
     remove_furniture(root)
-    _absolutize(root, base_url)
-    if image_src:
-        image_src = _absolute(image_src, base_url)
-    return published_at, image_src or None, lead, _inner_html(root)
+    return published_at, (image_src or "").strip() or None, lead, _inner_html(root)
 
 
 def _take_date(root: lxml.html.HtmlElement) -> datetime | None:
@@ -150,7 +150,7 @@ def _take_date(root: lxml.html.HtmlElement) -> datetime | None:
         if child.tag == "div" and len(child) == 0:
             match = _PARIS_DATE.match(child.text_content())
             if match:
-                root.remove(child)
+                _drop_keeping_tail(child)
                 day, month, year, hour, minute = (int(g) for g in match.groups())
                 try:
                     return paris_to_utc(day, month, year, hour, minute)
@@ -224,20 +224,6 @@ def _drop_keeping_tail(element: lxml.html.HtmlElement) -> None:
             previous.tail = (previous.tail or "") + tail
         else:
             parent.text = (parent.text or "") + tail
-
-
-def _absolutize(root: lxml.html.HtmlElement, base_url: str) -> None:
-    try:
-        root.make_links_absolute(base_url, resolve_base_href=False, handle_failures="discard")
-    except ValueError:
-        return  # a base URL lxml cannot use is refused later, by normalize
-
-
-def _absolute(url: str, base_url: str) -> str:
-    try:
-        return urljoin(base_url, url.strip())
-    except ValueError:
-        return ""
 
 
 def _inner_html(root: lxml.html.HtmlElement) -> str:

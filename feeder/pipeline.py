@@ -9,50 +9,110 @@ transaction, so a crash in between is repaired by the next refresh.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import json
+import math
+import time
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feeder.config import Config, SeedsSource
+from feeder.config import Config, FeedConfig, SeedsSource
 from feeder.errors import ParseError, SourceError
-from feeder.models import Article, FeedInfo, KnownFile, Problem, RawDocument, RefreshReport, SeedFile, SourceReport
+from feeder.models import (
+    Article,
+    FeedDigest,
+    FeedInfo,
+    KnownFile,
+    Problem,
+    RawDocument,
+    RefreshReport,
+    SeedFile,
+    SourceReport,
+)
 from feeder.normalize import normalize
 from feeder.parse import parse_seed
 from feeder.publish import publish
-from feeder.render import feed_updated, render_feed, render_index, render_opml
+from feeder.render import FORMATS, render_feed, render_index, render_opml
 from feeder.sources import seeds
 from feeder.store import Store
 
 # Bump when parsing or normalizing changes what a seed file yields, so every file is read again.
 PARSER_VERSION = "1"
+# Bump when rendering changes, so every feed is rendered again.
+RENDER_VERSION = "1"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(source name, files done, files in all) while a source is polled."""
 
 
-def refresh(config: Config, store: Store, now: datetime, progress: Progress | None = None) -> RefreshReport:
-    """Poll every source once, then publish every feed."""
+def refresh(
+    config: Config,
+    store: Store,
+    now: datetime,
+    progress: Progress | None = None,
+    sources: Collection[str] | None = None,
+) -> RefreshReport:
+    """Poll the named sources (all by default) once, then publish every feed whose entries changed.
+
+    ``progress`` may raise (RefreshAborted, say) to stop between files: the
+    transaction is then rolled back and nothing is published.
+    """
+    polled = [s for s in config.sources if sources is None or s.name in sources]
     with store.transaction():
         _forget_files_if_rules_changed(config, store)
-        reports = tuple(_poll(source, config, store, now, progress) for source in config.sources)
+        reports = tuple(_poll(source, config, store, now, progress) for source in polled)
         created = {feed.name: store.feed_created_at(feed.name, now) for feed in config.feeds}
-    written, unchanged = publish(config.output_dir, render_all(config, store, created))
-    return RefreshReport(sources=reports, written=tuple(written), unchanged_files=tuple(unchanged))
+    files, fingerprints = render_changed(config, store, created)
+    written, unchanged = publish(config.output_dir, files)
+    with store.transaction():
+        for name, fingerprint in fingerprints.items():
+            store.set_rendered(name, fingerprint)
+    not_rendered = [
+        config.output_dir / f"{feed.name}.{kind}"
+        for feed in config.feeds
+        if feed.name not in fingerprints
+        for kind in FORMATS
+    ]
+    return RefreshReport(sources=reports, written=tuple(written), unchanged_files=(*not_rendered, *unchanged))
 
 
-def render_all(config: Config, store: Store, created: dict[str, datetime]) -> dict[str, bytes]:
-    """Every output file's bytes: each feed in three formats, the index page and the OPML list."""
+def render_changed(
+    config: Config, store: Store, created: dict[str, datetime]
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The bytes of every feed whose selection, settings or files changed, plus index.html and feeds.opml.
+
+    Returns the files and, per rendered feed, the fingerprint to record once they are published.
+    """
     files: dict[str, bytes] = {}
+    fingerprints: dict[str, str] = {}
     infos = []
     for feed in config.feeds:
-        entries = store.entries(feed.sources, feed.max_entries)
-        updated = feed_updated(entries, created[feed.name])
-        files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated))
-        infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, len(entries)))
+        digest = store.feed_digest(feed.sources, feed.max_entries)
+        updated = digest.newest_updated or created[feed.name]
+        ttl = _ttl_minutes(config, feed)
+        fingerprint = _fingerprint(config, feed, digest, ttl)
+        if fingerprint != store.rendered(feed.name) or not _published(config, feed):
+            entries = store.entries(feed.sources, feed.max_entries)
+            files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated, ttl_minutes=ttl))
+            fingerprints[feed.name] = fingerprint
+        infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, digest.count))
     files["index.html"] = render_index(infos, config.base_url)
     files["feeds.opml"] = render_opml(infos, config.base_url)
-    return files
+    return files, fingerprints
+
+
+def _ttl_minutes(config: Config, feed: FeedConfig) -> int:
+    return max(1, math.ceil(config.feed_interval(feed).total_seconds() / 60))
+
+
+def _fingerprint(config: Config, feed: FeedConfig, digest: FeedDigest, ttl: int) -> str:
+    settings = [RENDER_VERSION, config.base_url, feed.model_dump_json(), ttl, digest.rows_sha256]
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
+
+
+def _published(config: Config, feed: FeedConfig) -> bool:
+    return all((config.output_dir / f"{feed.name}.{kind}").is_file() for kind in FORMATS)
 
 
 @dataclass
@@ -63,8 +123,12 @@ class _Tally:
     skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
 
+    started: float = field(default_factory=time.perf_counter)
+
     def report(self, source: str, failure: str | None = None) -> SourceReport:
-        return SourceReport(source, self.new, self.updated, self.unchanged, self.skipped, tuple(self.problems), failure)
+        elapsed = time.perf_counter() - self.started
+        problems = tuple(self.problems)
+        return SourceReport(source, self.new, self.updated, self.unchanged, self.skipped, problems, failure, elapsed)
 
 
 def _poll(source: SeedsSource, config: Config, store: Store, now: datetime, progress: Progress | None) -> SourceReport:

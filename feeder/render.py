@@ -26,14 +26,12 @@ FORMATS = {
 }
 
 
-def feed_updated(entries: Sequence[Entry], fallback: datetime) -> datetime:
-    """A feed's own ``updated``: its newest entry's, or ``fallback`` while it has none."""
-    return max((e.updated for e in entries), default=fallback)
-
-
-def render_feed(feed: FeedConfig, entries: Sequence[Entry], *, base_url: str, updated: datetime) -> dict[str, bytes]:
+def render_feed(
+    feed: FeedConfig, entries: Sequence[Entry], *, base_url: str, updated: datetime, ttl_minutes: int
+) -> dict[str, bytes]:
     """``{file name: bytes}`` for the feed's Atom, RSS and JSON Feed files."""
     generator = _generator(feed, entries, base_url, updated)
+    generator.ttl(ttl_minutes)
     atom = generator.atom_str(pretty=True)
     _set_links(generator, base_url, feed.name, "rss")
     rss = generator.rss_str(pretty=True)

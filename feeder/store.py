@@ -7,16 +7,17 @@ are stored as integer Unix seconds, UTC.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from feeder.errors import StoreError
-from feeder.models import Article, Entry, KnownFile
+from feeder.models import Article, Entry, FeedDigest, KnownFile
 
 Outcome = Literal["new", "updated", "unchanged"]
 
@@ -61,6 +62,9 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    """
+    ALTER TABLE feeds ADD COLUMN rendered TEXT;
     """,
 )
 
@@ -207,16 +211,23 @@ class Store:
 
     def entries(self, sources: Sequence[str], limit: int) -> list[Entry]:
         """The newest entries that any of these sources contributed, newest first."""
+        columns = "url, title, section, categories, author, lead, image, content, published, updated"
+        return [_entry(row) for row in self._select(columns, sources, limit)]
+
+    def feed_digest(self, sources: Sequence[str], limit: int) -> FeedDigest:
+        """What ``entries`` would return, in brief, without loading any content."""
+        rows = self._select("url, published, updated, content_hash", sources, limit)
+        digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+        newest = max((row[2] for row in rows), default=None)
+        return FeedDigest(len(rows), None if newest is None else _moment(newest), digest)
+
+    def _select(self, columns: str, sources: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
         marks = ", ".join("?" for _ in sources)
-        in_sources = f"s.source IN ({marks})"  # only "?" placeholders are interpolated
         query = (
-            "SELECT url, title, section, categories, author, lead, image, content, published, updated"
-            " FROM entries AS e WHERE EXISTS (SELECT 1 FROM entry_sources AS s"
-            " WHERE s.url = e.url AND " + in_sources + ")"
-            " ORDER BY published DESC, url LIMIT ?"
+            f"SELECT {columns} FROM entries AS e WHERE EXISTS (SELECT 1 FROM entry_sources AS s"
+            f" WHERE s.url = e.url AND s.source IN ({marks})) ORDER BY published DESC, url LIMIT ?"
         )
-        rows = self._db.execute(query, (*sources, limit)).fetchall()
-        return [_entry(row) for row in rows]
+        return self._db.execute(query, (*sources, limit)).fetchall()
 
     def count_entries(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
@@ -228,6 +239,14 @@ class Store:
         self._db.execute("INSERT OR IGNORE INTO feeds (name, created_at) VALUES (?, ?)", (name, _seconds(now)))
         row = self._db.execute("SELECT created_at FROM feeds WHERE name = ?", (name,)).fetchone()
         return _moment(row[0])
+
+    def rendered(self, name: str) -> str | None:
+        """The fingerprint of what was last published for this feed."""
+        row = self._db.execute("SELECT rendered FROM feeds WHERE name = ?", (name,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_rendered(self, name: str, fingerprint: str) -> None:
+        self._db.execute("UPDATE feeds SET rendered = ? WHERE name = ?", (fingerprint, name))
 
 
 def _content_columns(a: Article) -> tuple[object, ...]:

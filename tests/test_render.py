@@ -13,7 +13,7 @@ import pytest
 
 from feeder.config import FeedConfig
 from feeder.models import Entry, FeedInfo
-from feeder.render import feed_updated, render_feed, render_index, render_opml
+from feeder.render import render_feed, render_index, render_opml
 
 GOLDEN = Path(__file__).parent / "data" / "render"
 BASE = "http://127.0.0.1:8080/"
@@ -52,7 +52,7 @@ def entries() -> list[Entry]:
 
 def rendered() -> dict[str, bytes]:
     items = entries()
-    return render_feed(FEED, items, base_url=BASE, updated=feed_updated(items, T0))
+    return render_feed(FEED, items, base_url=BASE, updated=max(e.updated for e in items), ttl_minutes=15)
 
 
 @pytest.mark.parametrize("name", ["rfi-cn.atom", "rfi-cn.rss", "rfi-cn.json"])
@@ -92,10 +92,11 @@ def test_atom_and_rss_have_distinct_self_links_and_the_newest_updated() -> None:
     assert {link.href for link in rss.links if link.rel == "self"} == {BASE + "rfi-cn.rss"}
     assert atom.updated == "2024-01-10T11:05:00+00:00"
     assert b"<lastBuildDate>Wed, 10 Jan 2024 11:05:00 +0000</lastBuildDate>" in files["rfi-cn.rss"]
+    assert b"<ttl>15</ttl>" in files["rfi-cn.rss"]
 
 
 def test_an_empty_feed_is_valid_and_dated_by_its_fallback() -> None:
-    files = render_feed(FEED, [], base_url=BASE, updated=T0)
+    files = render_feed(FEED, [], base_url=BASE, updated=T0, ttl_minutes=1)
     parsed = feedparser.parse(files["rfi-cn.atom"])
     assert parsed.bozo == 0
     assert parsed.entries == []
@@ -116,7 +117,7 @@ def test_characters_xml_cannot_carry_are_dropped() -> None:
         published=T0,
         updated=T0,
     )
-    files = render_feed(FEED, [broken], base_url=BASE, updated=T0)
+    files = render_feed(FEED, [broken], base_url=BASE, updated=T0, ttl_minutes=1)
     for name in ("rfi-cn.atom", "rfi-cn.rss"):
         ElementTree.fromstring(files[name])  # well-formed
         assert feedparser.parse(files[name]).entries[0].title == "坏字符"

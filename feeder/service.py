@@ -1,0 +1,240 @@
+"""``feeder run``: the long-running service.
+
+Wires the parts together around one asyncio loop: the HTTP server over the
+output folder, the control socket, a watcher that notices new seed files
+within a second, signal handling and systemd notifications. Refreshes run on
+the Refresher's worker thread (timed by the Schedule, or asked for by hand);
+the loop never blocks on one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feeder import status
+from feeder.config import Config
+from feeder.control import ControlServer
+from feeder.errors import FeederError, RefreshAbortedError
+from feeder.locks import held
+from feeder.models import RefreshReport
+from feeder.notify import notify, watchdog_period
+from feeder.pipeline import Progress, refresh, state_database
+from feeder.scheduler import Refresher, Schedule
+from feeder.serve import FileServer
+from feeder.store import Store
+
+log = logging.getLogger("feeder")
+
+WATCH_PERIOD = 0.5
+STOP_GRACE = 20.0
+
+
+def refresh_lock(config: Config) -> Path:
+    return config.state_dir / "refresh.lock"
+
+
+def daemon_lock(config: Config) -> Path:
+    return config.state_dir / "daemon.lock"
+
+
+def refresh_once(
+    config: Config,
+    now: datetime,
+    sources: frozenset[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    next_polls: Mapping[str, datetime | None] | None = None,
+) -> RefreshReport:
+    """One refresh under the config's refresh lock, recorded in status.json and metrics.prom."""
+    with held(refresh_lock(config), wait=True, what="a refresh"), Store.open(state_database(config)) as store:
+        report = refresh(config, store, now, progress=progress, sources=sources)
+        entries = store.count_entries()
+    recorded = status.record(
+        status.load(config.state_dir), report, started=now, next_polls=next_polls or {}, entries=entries
+    )
+    status.save(config.state_dir, recorded)
+    return report
+
+
+def log_report(report: RefreshReport) -> None:
+    for s in report.sources:
+        if s.failure:
+            log.error("%s: poll failed: %s", s.source, s.failure)
+            continue
+        log.info(
+            "%s: %d new, %d updated, %d unchanged, %d skipped, %d errors (%.2fs)",
+            s.source,
+            s.new,
+            s.updated,
+            s.unchanged,
+            s.skipped,
+            len(s.problems),
+            s.duration,
+        )
+        for problem in s.problems:
+            log.warning("%s: %s", problem.locator, problem.reason)
+    for path in report.written:
+        log.info("wrote %s", path)
+
+
+class Service:
+    """One running feeder: serve, schedule, watch, answer the control socket, obey signals."""
+
+    def __init__(self, config: Config, *, schedule: bool = True) -> None:
+        self.config = config
+        self.refresher = Refresher(self._refresh)
+        intervals = {s.name: s.interval for s in config.sources} if schedule else {}
+        self.schedule = Schedule(self.refresher, intervals)
+        self.server = FileServer(config.output_dir, config.max_age)
+        self.control = ControlServer(config.state_dir, self._command) if schedule else None
+        self._scheduling = schedule
+        self._stop = asyncio.Event()
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT; raise BusyError if this config already has a daemon."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self._scheduling:
+            asyncio.run(self._main())
+            return
+        with held(daemon_lock(self.config), wait=False, what="a feeder daemon"):
+            with Store.open(state_database(self.config)):
+                pass  # migrate now, so a broken state stops the start, not the first poll
+            asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = await self._listen()
+        if self.control:
+            await self.control.start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        tasks = [asyncio.create_task(self._watchdog())]
+        if self._scheduling:
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
+            self.refresher.start()
+            self.schedule.start()
+            self.refresher.request(s.name for s in self.config.sources)
+            tasks.append(asyncio.create_task(self._watch_folders()))
+        log.info("serving %s on http://%s:%d/", self.config.output_dir, host, port)
+        notify("READY=1", f"STATUS=serving {self.config.output_dir} on http://{host}:{port}/", f"MAINPID={os.getpid()}")
+        await self._stop.wait()
+        log.info("stopping")
+        notify("STOPPING=1")
+        for task in tasks:
+            task.cancel()
+        await self._shutdown()
+
+    async def _listen(self) -> tuple[str, int]:
+        server = self.config.server
+        try:
+            return await self.server.start(server.host, server.port)
+        except OSError as e:
+            raise FeederError(f"cannot listen on {server.host}:{server.port}: {e.strerror or e}") from e
+
+    async def _shutdown(self) -> None:
+        self.schedule.stop()
+        stopped = await asyncio.to_thread(self.refresher.stop, STOP_GRACE)
+        if not stopped:
+            log.warning(
+                "the current refresh did not stop in %ss; abandoning it (nothing partial is published)", STOP_GRACE
+            )
+        await self.server.stop()
+        if self.control:
+            await self.control.stop()
+
+    def _refresh(self, sources: frozenset[str]) -> RefreshReport:
+        """The Refresher's work: runs on its thread."""
+        report = refresh_once(
+            self.config,
+            datetime.now(UTC),
+            sources,
+            progress=self._abort_when_stopping,
+            next_polls=self.schedule.next_polls(),
+        )
+        log_report(report)
+        return report
+
+    def _abort_when_stopping(self, source: str, done: int, total: int) -> None:
+        if self.refresher.stopping:
+            raise RefreshAbortedError(f"{source}: refresh abandoned at file {done} of {total}: the service is stopping")
+
+    def _reload(self) -> None:
+        """SIGHUP (``systemctl reload``): poll every source now. Runs in the loop, not in the signal handler."""
+        log.info("SIGHUP: refreshing every source")
+        notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        future = self.refresher.request(s.name for s in self.config.sources)
+        future.add_done_callback(lambda _: notify("READY=1"))
+
+    async def _command(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("command")
+        if command == "status":
+            return {"status": self._status()}
+        if command != "refresh":
+            return {"error": f"unknown command {command!r}"}
+        names = request.get("sources") or [s.name for s in self.config.sources]
+        unknown = sorted(set(names) - {s.name for s in self.config.sources})
+        if unknown:
+            return {"error": f"unknown source(s): {', '.join(unknown)}"}
+        future: Future[RefreshReport] = self.refresher.request(names)
+        try:
+            report = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            return {"error": "the service is stopping"}
+        except FeederError as e:
+            return {"error": str(e)}
+        return {"report": report.to_dict()}
+
+    def _status(self) -> status.Status:
+        current = status.load(self.config.state_dir)
+        for name, moment in self.schedule.next_polls().items():
+            current["sources"].setdefault(name, {})["next_poll"] = (
+                moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+            )
+        return current
+
+    async def _watch_folders(self) -> None:
+        """Poll each seeds folder's own stat twice a second: a new, removed or renamed file shows at once."""
+        last = {s.name: _folder_stamp(s.path) for s in self.config.sources}
+        changed: set[str] = set()
+        while True:
+            await asyncio.sleep(WATCH_PERIOD)
+            settled = set(changed)
+            changed.clear()
+            for source in self.config.sources:
+                stamp = _folder_stamp(source.path)
+                if stamp != last[source.name]:
+                    last[source.name] = stamp
+                    changed.add(source.name)
+            ready = settled - changed  # unchanged for a whole period: the writer is done
+            if ready:
+                self.refresher.request(ready)
+
+    async def _watchdog(self) -> None:
+        period = watchdog_period()
+        if period is None:
+            return
+        while True:
+            notify("WATCHDOG=1")
+            await asyncio.sleep(period)
+
+
+def serve_only(config: Config) -> None:
+    """``feeder serve``: the HTTP server alone, over files another process publishes."""
+    Service(config, schedule=False).run()
+
+
+def _folder_stamp(path: Path) -> tuple[int, int] | None:
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        return st.st_mtime_ns, st.st_ino
+    return None

@@ -1,0 +1,175 @@
+"""What the last polls did, kept out of band: state_dir/status.json and a Prometheus text file.
+
+Errors are reported here and in the log, never as feed entries. The daemon
+and ``feeder refresh`` both record into the same file; ``feeder status`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from feeder.models import RefreshReport
+from feeder.publish import write_if_changed
+
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.prom"
+PROBLEMS_KEPT = 20
+
+Status = dict[str, Any]
+
+
+def load(state_dir: Path) -> Status:
+    """The recorded status, or an empty one when none was written yet (or it is unreadable)."""
+    try:
+        data = json.loads((state_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"sources": {}}
+    return data if isinstance(data, dict) and isinstance(data.get("sources"), dict) else {"sources": {}}
+
+
+def record(
+    previous: Status,
+    report: RefreshReport,
+    *,
+    started: datetime,
+    next_polls: Mapping[str, datetime | None],
+    entries: int,
+) -> Status:
+    """The status after one refresh: the polled sources' figures replaced, the others' next poll times refreshed."""
+    sources = {name: dict(values) for name, values in previous.get("sources", {}).items()}
+    for s in report.sources:
+        before = sources.get(s.source, {})
+        sources[s.source] = {
+            "last_poll": _iso(started),
+            "duration_seconds": round(s.duration, 3),
+            "new": s.new,
+            "updated": s.updated,
+            "unchanged": s.unchanged,
+            "skipped": s.skipped,
+            "errors": len(s.problems),
+            "problems": [{"file": p.locator, "reason": p.reason} for p in s.problems[:PROBLEMS_KEPT]],
+            "failure": s.failure,
+            "polls": int(before.get("polls", 0)) + 1,
+            "failed_polls": int(before.get("failed_polls", 0)) + (1 if s.failure else 0),
+        }
+    for name, moment in next_polls.items():
+        sources.setdefault(name, {})["next_poll"] = _iso(moment) if moment else None
+    return {"updated": _iso(started), "entries": entries, "sources": dict(sorted(sources.items()))}
+
+
+def save(state_dir: Path, status: Status) -> None:
+    """Write status.json and metrics.prom atomically."""
+    write_if_changed(state_dir / STATUS_FILE, (json.dumps(status, ensure_ascii=False, indent=2) + "\n").encode())
+    write_if_changed(state_dir / METRICS_FILE, metrics(status).encode())
+
+
+def metrics(status: Status) -> str:
+    """Prometheus text exposition format, for node_exporter's textfile collector."""
+    families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def sample(name: str, kind: str, help_text: str, labels: str, value: float) -> None:
+        number = str(int(value)) if float(value).is_integer() else repr(float(value))
+        families.setdefault(name, (kind, help_text, []))[2].append(f"{name}{{{labels}}} {number}")
+
+    for source, values in status.get("sources", {}).items():
+        label = f'source="{source}"'
+        if "last_poll" in values:
+            sample(
+                "feeder_source_last_poll_timestamp_seconds",
+                "gauge",
+                "Start of the last poll.",
+                label,
+                _epoch(values["last_poll"]),
+            )
+            sample(
+                "feeder_source_last_poll_duration_seconds",
+                "gauge",
+                "Duration of the last poll.",
+                label,
+                values["duration_seconds"],
+            )
+            for kind in ("new", "updated", "unchanged", "skipped"):
+                sample(
+                    "feeder_source_last_poll_entries",
+                    "gauge",
+                    "Entries seen by the last poll, by outcome.",
+                    f'{label},outcome="{kind}"',
+                    values[kind],
+                )
+            sample(
+                "feeder_source_last_poll_errors",
+                "gauge",
+                "Inputs the last poll could not use.",
+                label,
+                values["errors"],
+            )
+            sample(
+                "feeder_source_up",
+                "gauge",
+                "1 if the last poll reached the source.",
+                label,
+                0 if values["failure"] else 1,
+            )
+            sample("feeder_source_polls_total", "counter", "Polls since the state was created.", label, values["polls"])
+            sample(
+                "feeder_source_failed_polls_total",
+                "counter",
+                "Polls that could not reach the source.",
+                label,
+                values["failed_polls"],
+            )
+        if values.get("next_poll"):
+            sample(
+                "feeder_source_next_poll_timestamp_seconds",
+                "gauge",
+                "When the next poll is scheduled.",
+                label,
+                _epoch(values["next_poll"]),
+            )
+    lines: list[str] = []
+    for name, (kind, help_text, samples) in families.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+    if "entries" in status:
+        lines += [
+            "# HELP feeder_entries Entries in the state database.",
+            "# TYPE feeder_entries gauge",
+            f"feeder_entries {status['entries']}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def describe(status: Status) -> list[str]:
+    """Human-readable lines for ``feeder status``."""
+    if not status.get("sources"):
+        return ["no poll recorded yet"]
+    lines = []
+    for source, v in status["sources"].items():
+        if "last_poll" not in v:
+            lines.append(f"{source}: never polled; next poll {v.get('next_poll') or 'not scheduled'}")
+            continue
+        outcome = (
+            f"failed: {v['failure']}"
+            if v["failure"]
+            else (
+                f"{v['new']} new, {v['updated']} updated, {v['unchanged']} unchanged, {v['skipped']} skipped, "
+                f"{v['errors']} errors"
+            )
+        )
+        lines.append(f"{source}: last poll {v['last_poll']} ({v['duration_seconds']:.2f}s): {outcome}")
+        lines += [f"  {p['file']}: {p['reason']}" for p in v.get("problems", [])]
+        lines.append(f"  next poll: {v.get('next_poll') or 'not scheduled (no daemon running)'}")
+    if "entries" in status:
+        lines.append(f"entries: {status['entries']}")
+    return lines
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(iso: str) -> float:
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S%z").timestamp()
