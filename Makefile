@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test lint typecheck unit clean
+.PHONY: run test lint typecheck unit bench clean
 .DEFAULT_GOAL := run
 
 $(BIN)/python:
@@ -20,7 +20,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/feeder refresh --config $(CONFIG)
+	$(BIN)/feeder run --config $(CONFIG)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -33,6 +33,11 @@ unit: $(VENV)/.installed-dev
 	$(BIN)/pytest --cov --cov-report=term
 
 test: lint typecheck unit
+
+# Benchmarks print ratios against a floor measured in the same run; never part of `make test`.
+# They need Debian's nginx and wrk: apt-get install nginx-light wrk
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) public state .pytest_cache .mypy_cache .ruff_cache .coverage

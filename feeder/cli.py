@@ -139,14 +139,15 @@ def check_command(config_path: Path, strict: bool) -> None:
     """Validate the config and parse every seed, writing nothing."""
     config = load_config(config_path)
     click.echo(f"{config_path}: config is valid")
-    problems = 0
+    problems = failed = 0
     for source_name, counts in _check(config).items():
         click.echo(
             f"{source_name}: {counts['files']} files, {counts['articles']} articles, "
             f"{counts['distinct']} distinct URLs, {counts['problems']} problems"
         )
         problems += counts["problems"]
-    if strict and problems:
+        failed += counts["failed"]
+    if failed or (strict and problems):
         sys.exit(EXIT_INPUT_PROBLEMS)
 
 
@@ -156,6 +157,7 @@ def _check(config: Config) -> dict[str, Counter[str]]:
     for source, seed, result in check_seeds(config, datetime.now(UTC)):
         tally = counts[source.name]
         tally["files"] += seed is not None
+        tally["failed"] += seed is None
         if isinstance(result, Problem):
             tally["problems"] += 1
             click.echo(f"  {result.locator}: {result.reason}")

@@ -156,6 +156,12 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping of settings, got {type(data).__name__}")
+    duplicates = [
+        f"{path}:{line}: {key}: set twice (the first value would be ignored)"
+        for line, key in _duplicate_keys(root_node, [])
+    ]
+    if duplicates:
+        raise ConfigError("\n".join(duplicates))
     try:
         config = Config.model_validate(data, context={"root": path.parent.resolve()})
     except ValidationError as e:
@@ -165,6 +171,20 @@ def parse_config(text: str, path: Path) -> Config:
     if problems:
         raise ConfigError("\n".join(problems))
     return config
+
+
+def _duplicate_keys(node: yaml.Node | None, keys: list[Any]) -> Iterator[tuple[int, str]]:
+    """(line, key path) of every mapping key written twice; YAML keeps the last one silently."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for key_node, value_node in node.value:
+            if key_node.value in seen:
+                yield key_node.start_mark.line + 1, _key_path([*keys, key_node.value])
+            seen.add(key_node.value)
+            yield from _duplicate_keys(value_node, [*keys, key_node.value])
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, [*keys, index])
 
 
 def _message(err: Any) -> str:

@@ -40,7 +40,7 @@ from feeder.store import Store
 # Bump when parsing or normalizing changes what a seed file yields, so every file is read again.
 PARSER_VERSION = "1"
 # Bump when rendering changes, so every feed is rendered again.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(source name, files done, files in all) while a source is polled."""
@@ -66,8 +66,9 @@ def refresh(
     files, fingerprints = render_changed(config, store, created)
     written, unchanged = publish(config.output_dir, files)
     with store.transaction():
-        for name, fingerprint in fingerprints.items():
-            store.set_rendered(name, fingerprint)
+        for feed in config.feeds:
+            if feed.name in fingerprints:
+                store.set_rendered(feed.name, f"{fingerprints[feed.name]}:{_files_stamp(config, feed)}")
     not_rendered = [
         config.output_dir / f"{feed.name}.{kind}"
         for feed in config.feeds
@@ -92,7 +93,7 @@ def render_changed(
         updated = digest.newest_updated or created[feed.name]
         ttl = _ttl_minutes(config, feed)
         fingerprint = _fingerprint(config, feed, digest, ttl)
-        if fingerprint != store.rendered(feed.name) or not _published(config, feed):
+        if store.rendered(feed.name) != f"{fingerprint}:{_files_stamp(config, feed)}":
             entries = store.entries(feed.sources, feed.max_entries)
             files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated, ttl_minutes=ttl))
             fingerprints[feed.name] = fingerprint
@@ -111,8 +112,17 @@ def _fingerprint(config: Config, feed: FeedConfig, digest: FeedDigest, ttl: int)
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
 
 
-def _published(config: Config, feed: FeedConfig) -> bool:
-    return all((config.output_dir / f"{feed.name}.{kind}").is_file() for kind in FORMATS)
+def _files_stamp(config: Config, feed: FeedConfig) -> str:
+    """Size and mtime of the feed's published files, so a deleted or damaged file is rendered again."""
+    stamps = []
+    for kind in FORMATS:
+        for suffix in ("", ".gz"):
+            try:
+                st = (config.output_dir / f"{feed.name}.{kind}{suffix}").stat()
+            except OSError:
+                return "missing"
+            stamps.append((st.st_size, st.st_mtime_ns))
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
 @dataclass
@@ -153,6 +163,11 @@ def _ingest_file(
     if known and (known.size, known.mtime_ns) == (seed.size, seed.mtime_ns):
         tally.skipped += 1
         return
+    too_large = seeds.size_problem(seed)
+    if too_large:
+        tally.problems.append(Problem(str(seed.path), too_large))
+        store.remember_file(source.name, key, KnownFile(seed.size, seed.mtime_ns, ""), error=too_large)
+        return
     try:
         data = seeds.read(seed)
     except ParseError as e:
@@ -187,10 +202,13 @@ def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, Se
         try:
             files = seeds.scan(source.path)
         except SourceError as e:
-            yield source, None, Problem(str(source.path), str(e))
+            yield source, None, Problem(source.name, str(e))
             continue
         for seed in files:
+            too_large = seeds.size_problem(seed)
             try:
+                if too_large:
+                    raise ParseError(too_large)
                 yield source, seed, article_from_seed(seed, seeds.read(seed), source.name, config, now)
             except ParseError as e:
                 yield source, seed, Problem(str(seed.path), str(e))

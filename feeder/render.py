@@ -82,6 +82,7 @@ def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
     author = xml_safe(entry.author or default_author)
     fe.author({"name": author})
     fe.dc.dc_creator(author)
+    fe.dc.dc_date(entry.updated.strftime("%Y-%m-%dT%H:%M:%SZ"))  # RSS has no element of its own for it
     if entry.image:
         fe.media.content({"url": entry.image, "medium": "image"})
         fe.media.thumbnail({"url": entry.image})

@@ -142,3 +142,10 @@ def test_config_records_are_frozen(tmp_path: Path) -> None:
     config = parse_config(config_text(), tmp_path / "config.yaml")
     with pytest.raises(ValueError, match="frozen"):
         config.base_url = "http://elsewhere/"  # type: ignore[misc]
+
+
+def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
+    text = config_text().replace("    max_entries: 200\n", "    max_entries: 200\n    sources: [other]\n")
+    assert _error(text, tmp_path).endswith(
+        "config.yaml:14: feeds[0].sources: set twice (the first value would be ignored)"
+    )

@@ -29,10 +29,15 @@ def scan(folder: Path) -> list[SeedFile]:
     return sorted((f for f in found if f is not None), key=lambda f: f.path.name)
 
 
-def read(seed: SeedFile) -> bytes:
-    """The file's bytes; ParseError if it cannot be read or is implausibly large."""
+def size_problem(seed: SeedFile) -> str | None:
+    """Why a file is too large to be a seed, or None."""
     if seed.size > MAX_SEED_BYTES:
-        raise ParseError(f"file is {seed.size} bytes, more than the {MAX_SEED_BYTES} a seed may have")
+        return f"file is {seed.size} bytes, more than the {MAX_SEED_BYTES} a seed may have"
+    return None
+
+
+def read(seed: SeedFile) -> bytes:
+    """The file's bytes; ParseError if it cannot be read (worth trying again on the next poll)."""
     try:
         return seed.path.read_bytes()
     except OSError as e:
