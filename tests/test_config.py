@@ -149,3 +149,16 @@ def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
     assert _error(text, tmp_path).endswith(
         "config.yaml:14: feeds[0].sources: set twice (the first value would be ignored)"
     )
+
+
+def test_cache_lifetime_follows_the_shortest_interval_of_a_feeds_sources(tmp_path: Path) -> None:
+    text = config_text(extra_feed="  - name: slow\n    title: 慢\n    sources: [hourly]\n").replace(
+        "feeds:\n", "  - name: hourly\n    kind: seeds\n    path: h\n    interval: 1h\nfeeds:\n"
+    )
+    text = text.replace("    sources: [seeds]\n", "    sources: [seeds, hourly]\n", 1)
+    config = parse_config(text, tmp_path / "config.yaml")
+    assert config.feed_interval(config.feeds[0]) == timedelta(minutes=1)
+    assert config.max_age("rfi-cn.atom") == 60
+    assert config.max_age("slow.rss.gz") == 3600
+    assert config.max_age("slow/中国.atom") == 3600
+    assert config.max_age("index.html") == 60

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from feeder.config import Config, parse_config
+from feeder import pipeline
+from feeder.config import Config, FeedConfig, parse_config
 from feeder.errors import PublishError
 from feeder.models import Problem
 from feeder.pipeline import check_seeds, refresh
@@ -113,3 +115,39 @@ def test_check_reports_a_missing_folder(config: Config) -> None:
     ((_, seed, result),) = check_seeds(config, NOW)
     assert seed is None
     assert isinstance(result, Problem)
+
+
+def test_feeds_are_rendered_only_when_something_they_show_changed(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered: list[str] = []
+    real_render = pipeline.render_feed
+
+    def counting_render(feed: FeedConfig, *args: Any, **kwargs: Any) -> dict[str, bytes]:
+        rendered.append(feed.name)
+        return real_render(feed, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "render_feed", counting_render)
+    config = parse_config(config_text(), tmp_path / "config.yaml")
+    write_seed(tmp_path / "seeds", "001.txt", seed_text())
+    refresh(config, store, NOW)
+    refresh(config, store, NOW)
+    assert rendered == ["rfi-cn"]
+    write_seed(tmp_path / "seeds", "002.txt", seed_text(OTHER_URL))
+    refresh(config, store, NOW)
+    assert rendered == ["rfi-cn", "rfi-cn"]
+    retitled = parse_config(config_text().replace("title: RFI 中文", "title: 新标题"), tmp_path / "config.yaml")
+    report = refresh(retitled, store, NOW)
+    assert rendered == ["rfi-cn", "rfi-cn", "rfi-cn"]
+    assert tmp_path / "public" / "rfi-cn.atom" in report.written
+    assert "新标题" in (tmp_path / "public" / "rfi-cn.atom").read_text(encoding="utf-8")
+
+
+def test_only_the_named_sources_are_polled(tmp_path: Path, store: Store) -> None:
+    text = config_text().replace("feeds:\n", "  - name: other\n    kind: seeds\n    path: other\nfeeds:\n")
+    config = parse_config(text, tmp_path / "config.yaml")
+    write_seed(tmp_path / "seeds", "001.txt", seed_text())
+    write_seed(tmp_path / "other", "001.txt", seed_text(OTHER_URL))
+    report = refresh(config, store, NOW, sources={"other"})
+    assert [s.source for s in report.sources] == ["other"]
+    assert [e.url for e in store.entries(["seeds", "other"], 10)] == [OTHER_URL]

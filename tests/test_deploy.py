@@ -1,0 +1,138 @@
+"""deploy/: the systemd unit passes systemd's own checks, and nginx serves the output folder as feeder does."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feeder.publish import publish
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+FEEDER = Path(sys.executable).parent / "feeder"
+
+
+def _require(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{tool} is missing: apt-get install {package}")
+    pytest.skip(f"{tool} is not installed (apt-get install {package})")
+
+
+@pytest.fixture
+def unit(tmp_path: Path) -> Path:
+    """The shipped unit with ExecStart pointing at this environment's feeder, which verify requires to exist."""
+    text = (DEPLOY / "feeder.service").read_text(encoding="utf-8")
+    assert "ExecStart=/opt/feeder/venv/bin/feeder run --config /etc/feeder/config.yaml" in text
+    path = tmp_path / "feeder.service"
+    path.write_text(text.replace("/opt/feeder/venv/bin/feeder", str(FEEDER)), encoding="utf-8")
+    return path
+
+
+def test_the_unit_passes_systemd_analyze_verify(unit: Path) -> None:
+    analyze = _require("systemd-analyze", "systemd")
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""
+
+
+def test_the_unit_scores_at_most_2_in_the_security_analysis(unit: Path) -> None:
+    analyze = _require("systemd-analyze", "systemd")
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    match = re.search(r"Overall exposure level for feeder\.service: ([\d.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.0
+
+
+def test_the_unit_is_notify_with_reload_and_a_watchdog() -> None:
+    settings = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "feeder.service").read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert settings["Type"] == "notify"
+    assert settings["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert settings["User"] == "feeder"
+    assert settings["StateDirectory"] == "feeder"
+    assert settings["ReadWritePaths"] == "/var/www/feeder"
+    assert int(settings["WatchdogSec"].rstrip("s")) > 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[str]:
+    """nginx with deploy/nginx.conf (listen and root adjusted) over a published output folder."""
+    binary = _require("nginx", "nginx-light")
+    output = tmp_path / "public"
+    publish(output, {"rfi-cn.atom": b"<feed/>" * 100, "rfi-cn.rss": b"<rss/>", "index.html": b"<html></html>"})
+    (output / ".rfi-cn.atom.123.tmp").write_bytes(b"half a file")
+    port = _free_port()
+    site = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};").replace("listen [::]:80;", "")
+    site = site.replace("root /var/www/feeder;", f"root {output};")
+    conf = tmp_path / "nginx.conf"
+    # as root, nginx's workers would otherwise drop to a user that cannot enter pytest's 0700 folders
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"{user}worker_processes 1;\ndaemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        f"events {{}}\nhttp {{ include /etc/nginx/mime.types; access_log off;\n{site}\n}}\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen([binary, "-c", str(conf), "-p", str(tmp_path)])
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_nginx_serves_feeds_with_their_types_validators_and_gzip(nginx: str) -> None:
+    status, headers, body = _get(nginx + "rfi-cn.atom")
+    assert (status, headers["Content-Type"], body) == (200, "application/atom+xml; charset=utf-8", b"<feed/>" * 100)
+    assert headers["Cache-Control"] == "max-age=60"
+    assert _get(nginx + "rfi-cn.rss")[1]["Content-Type"] == "application/rss+xml; charset=utf-8"
+    assert _get(nginx + "rfi-cn.atom", **{"If-None-Match": headers["ETag"]})[0] == 304
+    status, zipped_headers, zipped = _get(nginx + "rfi-cn.atom", **{"Accept-Encoding": "gzip"})
+    assert zipped_headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped) == body
+
+
+def test_nginx_hides_temporary_files(nginx: str) -> None:
+    assert _get(nginx + ".rfi-cn.atom.123.tmp")[0] == 404
