@@ -69,8 +69,8 @@ class ParsedArticle:
 
 
 @dataclass(frozen=True, slots=True)
-class Article:
-    """A normalized article version, keyed by its canonical URL."""
+class Shown:
+    """What a reader sees of an article: the fields an Article version and a stored Entry share."""
 
     url: str
     title: str
@@ -81,30 +81,24 @@ class Article:
     image: str | None
     content_html: str
     published: datetime
-    version_at: datetime
-    content_hash: str
 
     def __post_init__(self) -> None:
         _check_utc(self)
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Article(Shown):
+    """A normalized article version, keyed by its canonical URL."""
+
+    version_at: datetime
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Shown):
     """A stored entry as the feeds show it."""
 
-    url: str
-    title: str
-    section: str | None
-    categories: tuple[str, ...]
-    author: str | None
-    lead: str
-    image: str | None
-    content_html: str
-    published: datetime
     updated: datetime
-
-    def __post_init__(self) -> None:
-        _check_utc(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +161,9 @@ class RefreshReport:
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready data (what the control socket sends back)."""
         return {
-            "sources": [dataclasses.asdict(s) for s in self.sources],
+            "sources": [
+                {**dataclasses.asdict(s), "problems": [dataclasses.asdict(p) for p in s.problems]} for s in self.sources
+            ],
             "written": [str(p) for p in self.written],
             "unchanged_files": [str(p) for p in self.unchanged_files],
         }
