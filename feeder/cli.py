@@ -1,8 +1,8 @@
 """The ``feeder`` command: run | serve | refresh | status | check.
 
-The only module that imports click and rich, reads the wall clock for the
-pipeline, sets up logging and turns FeederError into an exit code. Errors are
-one line on stderr; ``--debug`` adds the traceback.
+The only module that imports click and rich, sets up logging and turns
+FeederError into an exit code (the wall clock is read here and in service.py,
+never in a stage). Errors are one line on stderr; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations

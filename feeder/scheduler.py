@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feeder.errors import FeederError
 from feeder.models import RefreshReport
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,11 @@ class Refresher:
         try:
             report = self._run(batch)
         except BaseException as e:  # the worker must survive a failed refresh
-            log.exception("refresh of %s failed", ", ".join(sorted(batch)))
+            names = ", ".join(sorted(batch))
+            if isinstance(e, FeederError):
+                log.error("refresh of %s: %s", names, e)
+            else:
+                log.exception("refresh of %s failed", names)
             for future in futures:
                 if future.set_running_or_notify_cancel():
                     future.set_exception(e)
