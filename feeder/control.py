@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from feeder.errors import FeederError
+
+log = logging.getLogger(__name__)
 
 SOCKET_FILE = "control.sock"
 TOKEN_FILE = "control.token"  # noqa: S105 - a file name, not a secret
@@ -71,21 +74,26 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=10)
-            reply = await self._answer(line)
+            request = json.loads(line)
         except (TimeoutError, ValueError, asyncio.LimitOverrunError):
-            reply = {"error": "malformed request"}
+            reply: dict[str, Any] = {"error": "malformed request"}
+        else:
+            reply = await self._answer(request)
         with contextlib.suppress(ConnectionError):
             writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
             await writer.drain()
             writer.close()
 
-    async def _answer(self, line: bytes) -> dict[str, Any]:
-        request = json.loads(line)
+    async def _answer(self, request: object) -> dict[str, Any]:
         if not isinstance(request, dict) or not hmac.compare_digest(
             str(request.get("token", "")).encode(), self._token.encode()
         ):
             return {"error": "unauthorized"}
-        return await self._handler(request)
+        try:
+            return await self._handler(request)
+        except Exception as e:
+            log.exception("control request %r failed", request.get("command"))
+            return {"error": f"internal error: {type(e).__name__}: {e}"}
 
 
 def call(state_dir: Path, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:

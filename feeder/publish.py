@@ -25,10 +25,18 @@ def publish(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path], l
         path = output_dir / name
         changed = write_if_changed(path, data)
         gz = path.with_name(path.name + ".gz")
-        if changed or not gz.exists():
+        if changed or not _is_fresh(gz, path):
             write_if_changed(gz, gzip.compress(data, compresslevel=9, mtime=0))
         (written if changed else unchanged).append(path)
     return written, unchanged
+
+
+def _is_fresh(gz: Path, source: Path) -> bool:
+    """A .gz sibling at least as new as its file (an interrupted publish can leave an older one)."""
+    try:
+        return gz.stat().st_mtime_ns >= source.stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

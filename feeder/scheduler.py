@@ -142,4 +142,5 @@ class Schedule:
             self._scheduler.shutdown(wait=False)
 
     def next_polls(self) -> dict[str, datetime | None]:
-        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
+        # a job has no next_run_time attribute before the scheduler starts
+        return {job.id: getattr(job, "next_run_time", None) for job in self._scheduler.get_jobs()}

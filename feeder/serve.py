@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
@@ -46,6 +47,7 @@ REASONS = {
     413: "Content Too Large",
     414: "URI Too Long",
     431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
 
@@ -86,6 +88,8 @@ class FileTable:
         if plain is None:
             return None
         gzip = self._representation(relative + ".gz", relative, encoding="gzip")
+        if gzip is not None and gzip.stamp[0] < plain.stamp[0]:
+            gzip = None  # older than the file it should compress: a publish did not finish
         return Resource(plain, gzip)
 
     def _representation(self, relative: str, served_as: str, encoding: str | None) -> Representation | None:
@@ -171,20 +175,28 @@ class _Clock:
 
 
 class HttpProtocol(asyncio.Protocol):
-    """One client connection: keep-alive, pipelining, timeouts, strict request heads."""
+    """One client connection: keep-alive, pipelining with back-pressure, timeouts, strict request heads.
+
+    A request head must arrive whole within HEAD_TIMEOUT of its first byte (a
+    trickling client gets 408); a connection with nothing pending is closed
+    after IDLE_TIMEOUT. While the client does not read what it asked for, no
+    further pipelined request is answered and the socket is not read.
+    """
 
     def __init__(self, server: FileServer) -> None:
         self._server = server
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._head_timer_running = True  # the first head is timed from the connection's start
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._server.connections.add(self)
         if len(self._server.connections) > MAX_CONNECTIONS:
-            transport.close()
+            self._error(503)
             return
         self._arm(HEAD_TIMEOUT)
 
@@ -193,22 +205,44 @@ class HttpProtocol(asyncio.Protocol):
         if self._timer:
             self._timer.cancel()
 
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self._transport:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._transport and not self._transport.is_closing():
+            self._transport.resume_reading()
+            self._process()
+
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        while self._transport and not self._transport.is_closing():
+        self._process()
+
+    def _process(self) -> None:
+        while not self._paused and self._open():
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
-                if len(self._buffer) > MAX_HEAD_BYTES:
-                    self._error(431)
-                elif self._buffer:
-                    self._arm(HEAD_TIMEOUT)
-                return
-            head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+                break
             if end > MAX_HEAD_BYTES:
                 self._error(431)
                 return
+            head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+            self._head_timer_running = False
             self._handle(head)
-        self._arm(IDLE_TIMEOUT)
+        if not self._open():
+            return
+        if len(self._buffer) > MAX_HEAD_BYTES:
+            self._error(431)
+        elif not self._buffer:
+            self._arm(IDLE_TIMEOUT)
+        elif not self._head_timer_running:
+            self._head_timer_running = True
+            self._arm(HEAD_TIMEOUT)
+
+    def _open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
 
     def close(self) -> None:
         if self._transport:
@@ -217,15 +251,17 @@ class HttpProtocol(asyncio.Protocol):
     def _arm(self, seconds: float) -> None:
         if self._timer:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(seconds, self._timed_out)
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
 
     def _timed_out(self) -> None:
-        if self._transport and not self._transport.is_closing():
-            if self._buffer:
-                self._error(408)
-            else:
-                self._transport.close()
+        if not self._open():
+            return
+        if self._paused:
+            self._arm(IDLE_TIMEOUT)  # the client is slow to read: that is the send timeout's business
+        elif self._buffer:
+            self._error(408)
+        else:
+            self.close()
 
     def _handle(self, head: bytes) -> None:
         request = _parse_head(head)
@@ -239,19 +275,23 @@ class HttpProtocol(asyncio.Protocol):
         if headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers:
             self._error(413)
             return
+        if version == "HTTP/1.1" and "host" not in headers:
+            self._error(400)
+            return
         keep_alive = _keep_alive(version, headers)
+        # HTTP/1.0 clients reuse a connection only when told it stays open
+        connection = b"Connection: keep-alive\r\n" if keep_alive and version == "HTTP/1.0" else b""
         resource = self._server.files.lookup(target)
         if resource is None:
-            self._send(404, b"", b"404 Not Found\n", head_only=method == "HEAD", close=not keep_alive)
+            self._send(404, connection, b"404 Not Found\n", head_only=method == "HEAD", close=not keep_alive)
             return
         chosen = resource.gzip if resource.gzip and accepts_gzip(headers.get("accept-encoding", "")) else None
         representation = chosen or resource.plain
         if not_modified(representation, headers):
-            self._send(304, _validators(representation), b"", head_only=True, close=not keep_alive)
+            self._send(304, _validators(representation) + connection, b"", head_only=True, close=not keep_alive)
         else:
-            self._send(
-                200, representation.headers, representation.body, head_only=method == "HEAD", close=not keep_alive
-            )
+            headers_out = representation.headers + connection
+            self._send(200, headers_out, representation.body, head_only=method == "HEAD", close=not keep_alive)
 
     def _error(self, status: int) -> None:
         self._send(status, b"", f"{status} {REASONS[status]}\n".encode(), head_only=False, close=True)
@@ -303,18 +343,26 @@ def _keep_alive(version: str, headers: dict[str, str]) -> bool:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether gzip is acceptable: its own q-value if listed, else that of '*', else no."""
+    weights: dict[str, float] = {}
     for item in accept_encoding.split(","):
         coding, _, params = item.partition(";")
-        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
-            continue
-        q = params.strip().lower()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
+        weights[coding.strip().lower()] = _q_value(params)
+    for coding in ("gzip", "x-gzip", "*"):
+        if coding in weights:
+            return weights[coding] > 0
     return False
+
+
+def _q_value(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 def not_modified(representation: Representation, headers: dict[str, str]) -> bool:
@@ -331,7 +379,7 @@ def not_modified(representation: Representation, headers: dict[str, str]) -> boo
     except (TypeError, ValueError):
         return False
     if moment.tzinfo is None:
-        return False
+        moment = moment.replace(tzinfo=UTC)  # asctime and RFC 850 dates are GMT by definition
     return moment.timestamp() >= representation.last_modified
 
 

@@ -60,7 +60,12 @@ def refresh_once(
         report = refresh(config, store, now, progress=progress, sources=sources)
         entries = store.count_entries()
     recorded = status.record(
-        status.load(config.state_dir), report, started=now, next_polls=next_polls or {}, entries=entries
+        status.load(config.state_dir),
+        report,
+        started=now,
+        next_polls=next_polls or {},
+        entries=entries,
+        configured=[s.name for s in config.sources],
     )
     status.save(config.state_dir, recorded)
     return report

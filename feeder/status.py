@@ -7,8 +7,8 @@ and ``feeder refresh`` both record into the same file; ``feeder status`` reads i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,10 @@ def load(state_dir: Path) -> Status:
         data = json.loads((state_dir / STATUS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"sources": {}}
-    return data if isinstance(data, dict) and isinstance(data.get("sources"), dict) else {"sources": {}}
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+        return {"sources": {}}
+    data["sources"] = {name: values for name, values in data["sources"].items() if isinstance(values, dict)}
+    return data
 
 
 def record(
@@ -38,9 +41,18 @@ def record(
     started: datetime,
     next_polls: Mapping[str, datetime | None],
     entries: int,
+    configured: Collection[str] | None = None,
 ) -> Status:
-    """The status after one refresh: the polled sources' figures replaced, the others' next poll times refreshed."""
-    sources = {name: dict(values) for name, values in previous.get("sources", {}).items()}
+    """The status after one refresh: the polled sources' figures replaced, the others' next poll times refreshed.
+
+    With ``configured`` (the config's source names), sources no longer configured are dropped and a
+    configured source without a scheduled poll gets none.
+    """
+    sources = {
+        name: dict(values)
+        for name, values in previous.get("sources", {}).items()
+        if configured is None or name in configured
+    }
     for s in report.sources:
         before = sources.get(s.source, {})
         sources[s.source] = {
@@ -56,7 +68,8 @@ def record(
             "polls": int(before.get("polls", 0)) + 1,
             "failed_polls": int(before.get("failed_polls", 0)) + (1 if s.failure else 0),
         }
-    for name, moment in next_polls.items():
+    scheduled = {name: next_polls.get(name) for name in configured} if configured is not None else next_polls
+    for name, moment in scheduled.items():
         sources.setdefault(name, {})["next_poll"] = _iso(moment) if moment else None
     return {"updated": _iso(started), "entries": entries, "sources": dict(sorted(sources.items()))}
 
@@ -168,7 +181,7 @@ def describe(status: Status) -> list[str]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _epoch(iso: str) -> float:
