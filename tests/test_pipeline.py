@@ -14,6 +14,7 @@ from feeder.config import Config, FeedConfig, parse_config
 from feeder.errors import PublishError
 from feeder.models import Problem
 from feeder.pipeline import check_seeds, refresh
+from feeder.render import render_feed as real_render
 from feeder.store import Store
 from tests.builders import NOW, config_text, seed_text, write_seed
 
@@ -121,7 +122,6 @@ def test_feeds_are_rendered_only_when_something_they_show_changed(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rendered: list[str] = []
-    real_render = pipeline.render_feed
 
     def counting_render(feed: FeedConfig, *args: Any, **kwargs: Any) -> dict[str, bytes]:
         rendered.append(feed.name)
