@@ -49,5 +49,11 @@ class BusyError(FeederError):
     exit_code = 7
 
 
+class ListenError(FeederError):
+    """The HTTP server cannot listen on its address (in use, or not this host's)."""
+
+    exit_code = 8
+
+
 class RefreshAbortedError(FeederError):
     """A refresh was stopped part-way (the service is shutting down); nothing of it was kept."""

@@ -144,6 +144,8 @@ class SourceReport:
     problems: tuple[Problem, ...] = ()
     failure: str | None = None
     duration: float = 0.0
+    recent: int = 0
+    """Files modified within pipeline.RECENT_WRITE of the poll: their writer may not be done yet."""
 
 
 @dataclass(frozen=True, slots=True)

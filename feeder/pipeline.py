@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from feeder.config import Config, FeedConfig, SeedsSource
@@ -41,6 +41,8 @@ from feeder.store import Store
 PARSER_VERSION = "1"
 # Bump when rendering changes, so every feed is rendered again.
 RENDER_VERSION = "2"
+# A file modified this recently may still be being written; the service polls again soon.
+RECENT_WRITE = timedelta(seconds=10)
 
 Progress = Callable[[str, int, int], None]
 """Called as progress(source name, files done, files in all) while a source is polled."""
@@ -133,12 +135,14 @@ class _Tally:
     skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
 
+    recent: int = 0
     started: float = field(default_factory=time.perf_counter)
 
     def report(self, source: str, failure: str | None = None) -> SourceReport:
         elapsed = time.perf_counter() - self.started
         problems = tuple(self.problems)
-        return SourceReport(source, self.new, self.updated, self.unchanged, self.skipped, problems, failure, elapsed)
+        counts = (self.new, self.updated, self.unchanged, self.skipped)
+        return SourceReport(source, *counts, problems, failure, elapsed, self.recent)
 
 
 def _poll(source: SeedsSource, config: Config, store: Store, now: datetime, progress: Progress | None) -> SourceReport:
@@ -147,8 +151,10 @@ def _poll(source: SeedsSource, config: Config, store: Store, now: datetime, prog
         files = seeds.scan(source.path)
     except SourceError as e:
         return tally.report(source.name, failure=str(e))
+    recent_after = (now - RECENT_WRITE).timestamp() * 1e9
     for done, seed in enumerate(files, start=1):
         _ingest_file(seed, source=source, config=config, store=store, now=now, tally=tally)
+        tally.recent += seed.mtime_ns > recent_after
         if progress:
             progress(source.name, done, len(files))
     store.forget_files(source.name, keep={_key(source, f) for f in files})

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feeder.errors import FeederError
+from feeder.errors import FeederError, RefreshAbortedError
 from feeder.models import RefreshReport
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,9 @@ class Refresher:
             report = self._run(batch)
         except BaseException as e:  # the worker must survive a failed refresh
             names = ", ".join(sorted(batch))
-            if isinstance(e, FeederError):
+            if isinstance(e, RefreshAbortedError):
+                log.info("%s", e)
+            elif isinstance(e, FeederError):
                 log.error("refresh of %s: %s", names, e)
             else:
                 log.exception("refresh of %s failed", names)

@@ -24,7 +24,7 @@ from typing import Any
 from feeder import status
 from feeder.config import Config
 from feeder.control import ControlServer
-from feeder.errors import FeederError, RefreshAbortedError
+from feeder.errors import FeederError, ListenError, RefreshAbortedError
 from feeder.locks import held
 from feeder.models import RefreshReport
 from feeder.notify import notify, watchdog_period
@@ -36,6 +36,7 @@ from feeder.store import Store
 log = logging.getLogger("feeder")
 
 WATCH_PERIOD = 0.5
+RECHECK_DELAY = 1.0
 STOP_GRACE = 20.0
 
 
@@ -104,6 +105,7 @@ class Service:
         self.control = ControlServer(config.state_dir, self._command) if schedule else None
         self._scheduling = schedule
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT; raise BusyError if this config already has a daemon."""
@@ -117,15 +119,16 @@ class Service:
             asyncio.run(self._main())
 
     async def _main(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        if self._scheduling:
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
         host, port = await self._listen()
         if self.control:
             await self.control.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop.set)
         tasks = [asyncio.create_task(self._watchdog())]
         if self._scheduling:
-            loop.add_signal_handler(signal.SIGHUP, self._reload)
             self.refresher.start()
             self.schedule.start()
             self.refresher.request(s.name for s in self.config.sources)
@@ -135,6 +138,11 @@ class Service:
         await self._stop.wait()
         log.info("stopping")
         notify("STOPPING=1")
+        # A reload or a second SIGTERM racing the stop is moot, and once the loop is closed their default
+        # action would kill the process: take them from the loop (which would restore that default) and ignore them.
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
         for task in tasks:
             task.cancel()
         await self._shutdown()
@@ -144,7 +152,7 @@ class Service:
         try:
             return await self.server.start(server.host, server.port)
         except OSError as e:
-            raise FeederError(f"cannot listen on {server.host}:{server.port}: {e.strerror or e}") from e
+            raise ListenError(f"cannot listen on {server.host}:{server.port}: {e.strerror or e}") from e
 
     async def _shutdown(self) -> None:
         self.schedule.stop()
@@ -167,7 +175,18 @@ class Service:
             next_polls=self.schedule.next_polls(),
         )
         log_report(report)
+        self._poll_again_if_recent(report)
         return report
+
+    def _poll_again_if_recent(self, report: RefreshReport) -> None:
+        """A file written in the last seconds may have been read half-written: look again shortly."""
+        recent = [s.source for s in report.sources if s.recent]
+        if recent and self._loop and not self.refresher.stopping:
+            self._loop.call_soon_threadsafe(self._loop.call_later, RECHECK_DELAY, self._request, recent)
+
+    def _request(self, sources: list[str]) -> None:
+        if not self._stop.is_set():
+            self.refresher.request(sources)
 
     def _abort_when_stopping(self, source: str, done: int, total: int) -> None:
         if self.refresher.stopping:
@@ -175,10 +194,12 @@ class Service:
 
     def _reload(self) -> None:
         """SIGHUP (``systemctl reload``): poll every source now. Runs in the loop, not in the signal handler."""
+        if self._stop.is_set():
+            return
         log.info("SIGHUP: refreshing every source")
         notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
         future = self.refresher.request(s.name for s in self.config.sources)
-        future.add_done_callback(lambda _: notify("READY=1"))
+        future.add_done_callback(lambda _: None if self._stop.is_set() else notify("READY=1"))
 
     async def _command(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("command")

@@ -165,19 +165,24 @@ class Store:
     # Entries --------------------------------------------------------------
 
     def upsert(self, article: Article, source: str) -> Outcome:
-        """Merge one article version into its entry; the newest version wins, ``published`` only moves earlier."""
+        """Merge one article version into its entry; the newest version wins, ``published`` only moves earlier.
+
+        Between two versions with the same scrape time the longer content wins (the other is most likely a
+        file read while it was still being written), then the greater hash, so the order of arrival never matters.
+        """
         row = self._db.execute(
-            "SELECT version_at, content_hash, published, updated FROM entries WHERE url = ?", (article.url,)
+            "SELECT version_at, length(content), content_hash, published, updated FROM entries WHERE url = ?",
+            (article.url,),
         ).fetchone()
         if row is None:
             self._insert(article)
         self._db.execute("INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", (article.url, source))
         if row is None:
             return "new"
-        version_at, stored_hash, published, updated = row
+        version_at, length, stored_hash, published, updated = row
         earliest = min(published, _seconds(article.published))
-        incoming = (_seconds(article.version_at), article.content_hash)
-        if article.content_hash != stored_hash and incoming > (version_at, stored_hash):
+        incoming = (_seconds(article.version_at), len(article.content_html), article.content_hash)
+        if article.content_hash != stored_hash and incoming > (version_at, length, stored_hash):
             self._replace(article, published=earliest, updated=max(updated, incoming[0], earliest))
             return "updated"
         if earliest != published:

@@ -51,6 +51,7 @@ def test_a_report_becomes_plain_json_data() -> None:
                 "problems": [{"locator": "a.txt", "reason": "empty"}],
                 "failure": None,
                 "duration": 0.5,
+                "recent": 0,
             }
         ],
         "written": ["/out/rfi-cn.atom"],

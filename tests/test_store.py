@@ -168,3 +168,13 @@ def test_a_feed_keeps_its_creation_time(store: Store) -> None:
         first = store.feed_created_at("rfi-cn", T0)
         again = store.feed_created_at("rfi-cn", T0 + timedelta(days=3))
     assert first == again == T0
+
+
+@pytest.mark.parametrize("complete_first", [True, False])
+def test_with_one_scrape_time_the_longer_content_wins_in_any_order(store: Store, complete_first: bool) -> None:
+    complete = article(content_html="<p>完整的正文。</p><p>结尾。</p>", content_hash="0-complete")
+    truncated = article(content_html="<p>完整的", content_hash="f-truncated")
+    with store.transaction():
+        for version in (complete, truncated) if complete_first else (truncated, complete):
+            store.upsert(version, "seeds")
+    assert store.entries(["seeds"], 10)[0].content_html == complete.content_html
