@@ -37,6 +37,7 @@ test: lint typecheck unit
 # Benchmarks print ratios against a floor measured in the same run; never part of `make test`.
 # They need Debian's nginx and wrk: apt-get install nginx-light wrk
 bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/serve.py
 
 clean:

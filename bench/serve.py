@@ -1,10 +1,11 @@
-"""Serving benchmark: feeder's built-in server against nginx on the same 200 KB feed, under wrk.
+"""Serving benchmark: feeder's built-in server, aiohttp's web.static and nginx on the same 200 KB feed, under wrk.
 
-Run with `make bench` (needs Debian's nginx and wrk). Both servers get one
-worker process on 127.0.0.1 and serve the same output folder; nginx uses
-deploy/nginx.conf. Scenarios alternate between the servers for several
-rounds; the best of each is compared and every sample is printed.
-Target (issue 3): built-in >= 0.25x nginx on 304 responses.
+Run with `make bench` (needs Debian's nginx and wrk). Every server gets one
+worker process on 127.0.0.1 and serves the same output folder; nginx uses
+deploy/nginx.conf; aiohttp is the fastest Python option tried before the
+built-in server was written. Scenarios alternate between the servers for
+several rounds; the best of each is compared with nginx's and every sample is
+printed. Target: built-in >= 0.25x nginx on 304 responses.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from feeder.render import render_feed
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_304_RATIO = 0.25
+SERVERS = ("feeder", "aiohttp", "nginx")
 
 
 def free_port() -> int:
@@ -148,13 +150,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="feeder-bench-") as tmp:
         folder = Path(tmp)
         folder.chmod(0o755)  # nginx's workers run as an unprivileged user
-        feeder_port, nginx_port = free_port(), free_port()
-        config_path, size = build_output(folder, feeder_port)
+        ports = {name: free_port() for name in SERVERS}
+        config_path, size = build_output(folder, ports["feeder"])
+        aiohttp_static = Path(__file__).with_name("aiohttp_static.py")
         servers = {
-            "feeder": subprocess.Popen([sys.executable, "-m", "feeder", "serve", "--config", str(config_path)]),
-            "nginx": start_nginx(folder, folder / "public", nginx_port),
+            "feeder": subprocess.Popen(
+                [sys.executable, "-m", "feeder", "serve", "--config", str(config_path)], stderr=subprocess.DEVNULL
+            ),
+            "aiohttp": subprocess.Popen(
+                [sys.executable, str(aiohttp_static), str(folder / "public"), str(ports["aiohttp"])]
+            ),
+            "nginx": start_nginx(folder, folder / "public", ports["nginx"]),
         }
-        ports = {"feeder": feeder_port, "nginx": nginx_port}
         try:
             for port in ports.values():
                 wait_for(port)
@@ -176,16 +183,22 @@ def report(ports: dict[str, int], args: argparse.Namespace) -> int:
         "200 gzip": lambda server: {"Accept-Encoding": "gzip"},
     }
     ratios: dict[str, float] = {}
-    print(f"{'scenario':<22}{'feeder req/s':>14}{'nginx req/s':>14}{'ratio':>8}   samples (feeder | nginx)")
+    print(
+        f"{'scenario':<22}{'feeder':>9}{'aiohttp':>9}{'nginx':>9}{'feeder/nginx':>14}{'aiohttp/nginx':>15}"
+        "   samples req/s (feeder | aiohttp | nginx)"
+    )
     for name, headers_for in scenarios.items():
-        samples: dict[str, list[float]] = {"feeder": [], "nginx": []}
+        samples: dict[str, list[float]] = {server: [] for server in SERVERS}
         for _ in range(args.rounds):
-            for server in ("feeder", "nginx"):
+            for server in SERVERS:
                 samples[server].append(wrk(ports[server], headers_for(server), args.seconds, args.connections))
         best = {server: max(values) for server, values in samples.items()}
         ratios[name] = best["feeder"] / best["nginx"]
-        shown = " ".join(f"{v:.0f}" for v in samples["feeder"]) + " | " + " ".join(f"{v:.0f}" for v in samples["nginx"])
-        print(f"{name:<22}{best['feeder']:>14.0f}{best['nginx']:>14.0f}{ratios[name]:>8.2f}   {shown}")
+        shown = " | ".join(" ".join(f"{v:.0f}" for v in samples[server]) for server in SERVERS)
+        print(
+            f"{name:<22}{best['feeder']:>9.0f}{best['aiohttp']:>9.0f}{best['nginx']:>9.0f}"
+            f"{ratios[name]:>14.2f}{best['aiohttp'] / best['nginx']:>15.2f}   {shown}"
+        )
     met = ratios["304 (If-None-Match)"] >= TARGET_304_RATIO
     print(f"target: feeder >= {TARGET_304_RATIO}x nginx on 304s: {'met' if met else 'NOT met'}")
     return 0 if met else 1
