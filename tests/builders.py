@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+
+# Nothing from the environment pytest runs in may reach a child feeder: under systemd these would change its
+# log format (JOURNAL_STREAM) or send its notifications to the real service manager. A far-off time zone
+# shows any local-time bug.
+SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID")
+CHILD_ENV = {
+    **{k: v for k, v in os.environ.items() if k not in SYSTEMD_VARIABLES},
+    "TZ": "Asia/Tokyo",
+    "PYTHONIOENCODING": "utf-8",
+    "COLUMNS": "200",
+}
 
 # The clock every test pins: well after the bundled articles, so their dates are credible.
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -65,3 +80,22 @@ def config_text(*, seeds: str = "seeds", extra_feed: str = "", max_entries: int 
         f"    max_entries: {max_entries}\n"
         f"{extra_feed}"
     )
+
+
+def run_feeder(
+    config: Path, *args: str, expect: int = 0, timeout: float = 60, env: Mapping[str, str] = CHILD_ENV
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m feeder <args> --config <config>`` in the config's folder; check its exit code."""
+    result = subprocess.run(
+        [sys.executable, "-m", "feeder", *args, "--config", str(config)],
+        cwd=config.parent,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ import feedparser
 import pytest
 import yaml
 
-from tests.builders import config_text, seed_text, write_seed
+from tests.builders import config_text, run_feeder, seed_text, write_seed
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,6 @@ FEED = "rfi-cn"
 BASE_URL = "http://127.0.0.1:8080/"
 OUTPUTS = (f"{FEED}.atom", f"{FEED}.rss", f"{FEED}.json", "index.html", "feeds.opml")
 TIMEOUT = 60
-CHILD_ENV = {**os.environ, "TZ": "Asia/Tokyo", "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"}
 CHINA = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/"
 PARIS = ZoneInfo("Europe/Paris")
 # Not a real article time: the mtime given to files whose own times are missing or incredible.
@@ -49,19 +47,7 @@ FILE_MTIME = datetime(2024, 3, 3, 3, 3, 3, tzinfo=UTC)
 
 def feeder(root: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     """Run ``python -m feeder <args> --config root/config.yaml`` in ``root`` and check its exit code."""
-    result = subprocess.run(
-        [sys.executable, "-m", "feeder", *args, "--config", str(root / "config.yaml")],
-        cwd=root,
-        env=CHILD_ENV,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result
+    return run_feeder(root / "config.yaml", *args, expect=expect, timeout=TIMEOUT)
 
 
 def refresh(root: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:

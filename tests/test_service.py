@@ -35,7 +35,7 @@ import pytest
 from feeder.config import load_config
 from feeder.models import SeedFile
 from feeder.pipeline import article_from_seed
-from tests.builders import NOW, config_text, seed_text, write_seed
+from tests.builders import CHILD_ENV, NOW, config_text, run_feeder, seed_text, write_seed
 
 pytestmark = pytest.mark.e2e
 
@@ -45,15 +45,6 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
-# Nothing from the environment pytest runs in may reach the daemon: under systemd these would change its
-# log format (JOURNAL_STREAM) or send our test's notifications to the real service manager.
-SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID")
-CHILD_ENV = {
-    **{k: v for k, v in os.environ.items() if k not in SYSTEMD_VARIABLES},
-    "TZ": "Asia/Tokyo",
-    "PYTHONIOENCODING": "utf-8",
-    "COLUMNS": "200",
-}
 POLL_LINE = re.compile(r"\bseeds: \d+ new, \d+ updated, \d+ unchanged, \d+ skipped, \d+ errors \(\d+\.\d\ds\)$")
 SIGHUP_LINE = "SIGHUP: refreshing every source"
 # The slow-poll tests: enough seed files, with enough text each, that the first poll takes seconds here.
@@ -259,21 +250,11 @@ def launch() -> Iterator[Callable[..., Daemon]]:
         daemon.terminate()
 
 
-def feeder(site: Site, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+def feeder(
+    site: Site, *args: str, expect: int = 0, timeout: float = COMMAND_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m feeder <args> --config <site config>`` and check its exit code."""
-    result = subprocess.run(
-        [sys.executable, "-m", "feeder", *args, "--config", str(site.config)],
-        cwd=site.root,
-        env=CHILD_ENV,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result
+    return run_feeder(site.config, *args, expect=expect, timeout=timeout)
 
 
 # HTTP -----------------------------------------------------------------------------------------------------------
@@ -778,17 +759,7 @@ def test_a_second_daemon_on_the_same_config_refuses_to_start(tmp_path: Path, lau
     first = launch(site)
     token = (site.state / "control.token").read_bytes()
 
-    second = subprocess.run(
-        [sys.executable, "-m", "feeder", "run", "--config", str(site.config)],
-        cwd=site.root,
-        env=CHILD_ENV,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert second.returncode == 7, second.stderr
+    second = feeder(site, "run", expect=7, timeout=START_TIMEOUT)
     assert second.stderr.splitlines() == [
         f"feeder: {site.state / 'daemon.lock'}: a feeder daemon is already running for this config"
     ]
@@ -881,17 +852,7 @@ def test_an_invalid_config_stops_the_start_with_one_line(tmp_path: Path) -> None
     site.config.write_text(
         site.config.read_text(encoding="utf-8").replace("interval: 1m", "interval: 90"), encoding="utf-8"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "feeder", "run", "--config", str(site.config)],
-        cwd=site.root,
-        env=CHILD_ENV,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=START_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 3, result.stderr
+    result = feeder(site, "run", expect=3, timeout=START_TIMEOUT)
     [line] = result.stderr.splitlines()
     assert re.fullmatch(rf"feeder: {re.escape(str(site.config))}:9: sources\[0\]\.interval: .*\b90\b.*", line), line
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", site.port), timeout=1):
