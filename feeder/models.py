@@ -52,6 +52,48 @@ class RawDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class Enclosure:
+    """An audio file that goes with an article (RSS <enclosure>, JSON-LD AudioObject)."""
+
+    url: str
+    type: str = "audio/mpeg"
+    length: int | None = None
+    duration: int | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """What a server said about a URL's version, sent back on the next request to get a 304."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One HTTP answer worth acting on: a body (200) or "not modified" (304)."""
+
+    url: str
+    final_url: str
+    status: int
+    content: bytes
+    content_type: str | None
+    validators: Validators
+    fetched_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(slots=True)
+class HostState:
+    """Politeness bookkeeping for one host, kept across restarts: when it may be asked again."""
+
+    next_allowed: datetime | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedArticle:
     """What one document says, as written: URL not yet canonical, HTML not yet cleaned."""
 
@@ -63,6 +105,12 @@ class ParsedArticle:
     lead: str
     image: str | None
     body_html: str
+    modified_at: datetime | None = None
+    author: str | None = None
+    extra_categories: tuple[str, ...] = ()
+    audio: Enclosure | None = None
+    fulltext: bool = True
+    """False for a feed item: a title and lead, without the article's body."""
 
     def __post_init__(self) -> None:
         _check_utc(self)
@@ -92,6 +140,8 @@ class Article(Shown):
 
     version_at: datetime
     content_hash: str
+    fulltext: bool = True
+    audio: Enclosure | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +149,7 @@ class Entry(Shown):
     """A stored entry as the feeds show it."""
 
     updated: datetime
+    audio: Enclosure | None = None
 
 
 @dataclass(frozen=True, slots=True)

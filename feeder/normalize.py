@@ -7,6 +7,7 @@ entry's Atom id, RSS guid and link.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import json
@@ -20,7 +21,7 @@ import nh3
 from w3lib.url import canonicalize_url, safe_url_string
 
 from feeder.errors import ParseError
-from feeder.models import Article, ParsedArticle
+from feeder.models import Article, Enclosure, ParsedArticle
 from feeder.text import collapse_space, xml_safe
 
 TRACKING_PARAMETER = re.compile(r"^(utm_.*|xtor|at_.*|fbclid|gclid)$", re.IGNORECASE)
@@ -66,32 +67,40 @@ def normalize(
 ) -> Article:
     """Apply the project's policy to one parsed article; ParseError if it cannot be published.
 
-    ``retrieved_at`` stands in for a missing or incredible scrape time (for a
-    seed file, its modification time); ``now`` bounds what counts as credible.
+    The version's time is the document's own modification time (a page's
+    dateModified), else its scrape time, else ``retrieved_at`` (a seed file's
+    modification time; the caller's choice for other documents); ``now``
+    bounds what counts as credible.
     """
     url = canonical_url(parsed.url, allowed_hosts)
-    scraped = _credible(parsed.scraped_at, now) or _credible(retrieved_at, now)
-    if scraped is None:
+    version = _credible(parsed.modified_at, now) or _credible(parsed.scraped_at, now) or _credible(retrieved_at, now)
+    if version is None:
         raise ParseError("no credible scrape time: the timestamp line and the file time are both unusable")
-    version_at = _whole_seconds(scraped)
+    version_at = _whole_seconds(version)
     published = _whole_seconds(_credible(parsed.published_at, now) or version_at)
-    section, categories = sections_of(url)
+    section, folders = sections_of(url)
+    categories = tuple(dict.fromkeys([*folders, *(collapse_space(xml_safe(c)) for c in parsed.extra_categories)]))
+    categories = tuple(c for c in categories if c)
     title = xml_safe(parsed.title)
     lead = xml_safe(collapse_space(parsed.lead))
     image = _safe_image(parsed.image, base_url=url)
     content = sanitize_html(_compose(image, lead, parsed.body_html), base_url=url)
+    audio = _safe_audio(parsed.audio, base_url=url)
+    author = collapse_space(xml_safe(parsed.author)) if parsed.author else None
     return Article(
         url=url,
         title=title,
         section=section,
         categories=categories,
-        author=None,
+        author=author or None,
         lead=lead,
         image=image,
         content_html=content,
         published=published,
         version_at=version_at,
-        content_hash=content_hash(title, lead, image, content, categories),
+        content_hash=content_hash(title, lead, image, content, categories, audio=audio),
+        fulltext=parsed.fulltext,
+        audio=audio,
     )
 
 
@@ -138,13 +147,24 @@ def sanitize_html(fragment: str, *, base_url: str | None = None) -> str:
     return _IMG_WITHOUT_SRC.sub("", xml_safe(cleaned)).strip()
 
 
-def content_hash(title: str, lead: str, image: str | None, content: str, categories: tuple[str, ...]) -> str:
+def content_hash(
+    title: str,
+    lead: str,
+    image: str | None,
+    content: str,
+    categories: tuple[str, ...],
+    *,
+    audio: Enclosure | None = None,
+) -> str:
     """Identity of an article's visible content: equal hashes mean nothing a reader sees changed.
 
     Runs of white space, and white space between tags, do not count.
     """
     visible = _SPACE_BETWEEN_TAGS.sub("><", collapse_space(content))
-    payload = json.dumps([title, lead, image, visible, list(categories)], ensure_ascii=False)
+    fields: list[object] = [title, lead, image, visible, list(categories)]
+    if audio is not None:  # appended only when present, so hashes of articles without audio never change
+        fields.append(audio.url)
+    payload = json.dumps(fields, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -166,6 +186,13 @@ def _safe_image(url: str | None, *, base_url: str) -> str | None:
     except ValueError:
         return None
     return safe if urlsplit(safe).scheme in ("http", "https") else None
+
+
+def _safe_audio(audio: Enclosure | None, *, base_url: str) -> Enclosure | None:
+    if audio is None:
+        return None
+    url = _safe_image(audio.url, base_url=base_url)
+    return None if url is None else dataclasses.replace(audio, url=url)
 
 
 def _credible(moment: datetime | None, now: datetime) -> datetime | None:

@@ -7,17 +7,18 @@ are stored as integer Unix seconds, UTC.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from feeder.errors import StoreError
-from feeder.models import Article, Entry, FeedDigest, KnownFile
+from feeder.models import Article, Enclosure, Entry, FeedDigest, KnownFile
 
 Outcome = Literal["new", "updated", "unchanged"]
 
@@ -65,6 +66,30 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     ALTER TABLE feeds ADD COLUMN rendered TEXT;
+    """,
+    """
+    ALTER TABLE entries ADD COLUMN fulltext INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE entries ADD COLUMN audio TEXT;
+    CREATE INDEX entries_by_section ON entries (section, published DESC, url);
+    CREATE TABLE http_cache (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE hosts (
+        host TEXT PRIMARY KEY,
+        next_allowed INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE pages (
+        url TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        feed_date INTEGER,
+        fetched_for INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_try INTEGER,
+        in_feed INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -165,13 +190,17 @@ class Store:
     # Entries --------------------------------------------------------------
 
     def upsert(self, article: Article, source: str) -> Outcome:
-        """Merge one article version into its entry; the newest version wins, ``published`` only moves earlier.
+        """Merge one article version into its entry, keyed by canonical URL.
 
-        Between two versions with the same scrape time the longer content wins (the other is most likely a
-        file read while it was still being written), then the greater hash, so the order of arrival never matters.
+        The content (title, lead, image, body) is that of the best version: full text beats a lead, then
+        the newest version wins; between two versions with one time the longer content wins (the other was
+        most likely read half-written), then the greater hash, so the order of arrival never matters. A
+        newer lead-only version still updates the title. ``published`` only moves earlier, categories
+        are the union of all versions', and a known audio file is kept.
         """
         row = self._db.execute(
-            "SELECT version_at, length(content), content_hash, published, updated FROM entries WHERE url = ?",
+            "SELECT fulltext, version_at, length(content), content_hash, published, updated, title, categories,"
+            " audio FROM entries WHERE url = ?",
             (article.url,),
         ).fetchone()
         if row is None:
@@ -179,44 +208,70 @@ class Store:
         self._db.execute("INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", (article.url, source))
         if row is None:
             return "new"
-        version_at, length, stored_hash, published, updated = row
-        earliest = min(published, _seconds(article.published))
-        incoming = (_seconds(article.version_at), len(article.content_html), article.content_hash)
-        if article.content_hash != stored_hash and incoming > (version_at, length, stored_hash):
-            self._replace(article, published=earliest, updated=max(updated, incoming[0], earliest))
+        fulltext, version_at, length, stored_hash, published, updated, title, categories, audio = row
+        earliest = _merge_published(published, _seconds(article.published))
+        merged = _union(json.loads(categories), article.categories)
+        audio = audio or _audio_json(article.audio)
+        version = _seconds(article.version_at)
+        incoming = (int(article.fulltext), version, len(article.content_html), article.content_hash)
+        if article.content_hash != stored_hash and incoming > (fulltext, version_at, length, stored_hash):
+            newest = max(updated, version, earliest)
+            self._replace(article, published=earliest, updated=newest, categories=merged, audio=audio)
             return "updated"
-        if earliest != published:
-            self._db.execute(
-                "UPDATE entries SET published = ?, updated = max(updated, ?) WHERE url = ?",
-                (earliest, earliest, article.url),
-            )
-            return "updated"
-        return "unchanged"
+        new_title = article.title if version > version_at and article.title != title else title
+        changes = (earliest, new_title, json.dumps(merged, ensure_ascii=False), audio)
+        if changes == (published, title, categories, row[8]):
+            return "unchanged"
+        self._db.execute(
+            "UPDATE entries SET published = ?, title = ?, categories = ?, audio = ?,"
+            " updated = max(updated, ?, ?) WHERE url = ?",
+            (*changes, earliest, version if new_title != title else updated, article.url),
+        )
+        return "updated"
 
     def _insert(self, a: Article) -> None:
         published = _seconds(a.published)
         self._db.execute(
             "INSERT INTO entries (url, title, section, categories, author, lead, image, content,"
-            " published, updated, version_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " published, updated, version_at, content_hash, fulltext, audio)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *_content_columns(a),
                 published,
                 max(published, _seconds(a.version_at)),
                 _seconds(a.version_at),
                 a.content_hash,
+                int(a.fulltext),
+                _audio_json(a.audio),
             ),
         )
 
-    def _replace(self, a: Article, *, published: int, updated: int) -> None:
+    def _replace(self, a: Article, *, published: int, updated: int, categories: list[str], audio: str | None) -> None:
         self._db.execute(
             "UPDATE entries SET title = ?, section = ?, categories = ?, author = ?, lead = ?, image = ?,"
-            " content = ?, published = ?, updated = ?, version_at = ?, content_hash = ? WHERE url = ?",
-            (*_content_columns(a)[1:], published, updated, _seconds(a.version_at), a.content_hash, a.url),
+            " content = ?, published = ?, updated = ?, version_at = ?, content_hash = ?, fulltext = ?, audio = ?"
+            " WHERE url = ?",
+            (
+                a.title,
+                a.section,
+                json.dumps(categories, ensure_ascii=False),
+                a.author,
+                a.lead,
+                a.image,
+                a.content_html,
+                published,
+                updated,
+                _seconds(a.version_at),
+                a.content_hash,
+                int(a.fulltext),
+                audio,
+                a.url,
+            ),
         )
 
     def entries(self, sources: Sequence[str], limit: int) -> list[Entry]:
         """The newest entries that any of these sources contributed, newest first."""
-        columns = "url, title, section, categories, author, lead, image, content, published, updated"
+        columns = "url, title, section, categories, author, lead, image, content, published, updated, audio"
         return [_entry(row) for row in self._select(columns, sources, limit)]
 
     def feed_digest(self, sources: Sequence[str], limit: int) -> FeedDigest:
@@ -259,8 +314,24 @@ def _content_columns(a: Article) -> tuple[object, ...]:
     return (a.url, a.title, a.section, categories, a.author, a.lead, a.image, a.content_html)
 
 
+def _merge_published(stored: int, incoming: int) -> int:
+    """The earliest credible publication time, but within one minute the precise one (a seed's date line
+    has minute precision, RFI's feeds and pages have seconds): it is the later of the two."""
+    if stored // 60 == incoming // 60:
+        return max(stored, incoming)
+    return min(stored, incoming)
+
+
+def _union(first: list[str], second: Iterable[str]) -> list[str]:
+    return [*first, *(c for c in dict.fromkeys(second) if c not in first)]
+
+
+def _audio_json(audio: Enclosure | None) -> str | None:
+    return None if audio is None else json.dumps(dataclasses.asdict(audio), sort_keys=True)
+
+
 def _entry(row: tuple[object, ...]) -> Entry:
-    url, title, section, categories, author, lead, image, content, published, updated = row
+    url, title, section, categories, author, lead, image, content, published, updated, audio = row
     return Entry(
         url=str(url),
         title=str(title),
@@ -272,6 +343,7 @@ def _entry(row: tuple[object, ...]) -> Entry:
         content_html=str(content),
         published=_moment(published),
         updated=_moment(updated),
+        audio=None if audio is None else Enclosure(**json.loads(str(audio))),
     )
 
 

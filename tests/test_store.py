@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feeder.errors import StoreError
-from feeder.models import Article, KnownFile
+from feeder.models import Article, Enclosure, KnownFile
 from feeder.store import MIGRATIONS, Store
 
 T0 = datetime(2024, 1, 9, 9, 5, tzinfo=UTC)
@@ -178,3 +178,50 @@ def test_with_one_scrape_time_the_longer_content_wins_in_any_order(store: Store,
         for version in (complete, truncated) if complete_first else (truncated, complete):
             store.upsert(version, "seeds")
     assert store.entries(["seeds"], 10)[0].content_html == complete.content_html
+
+
+def test_full_text_beats_a_newer_lead_but_the_newer_title_wins(store: Store) -> None:
+    later = T0 + timedelta(hours=2)
+    lead_only = article(
+        title="新标题", content_html="<p>导语</p>", content_hash="lead", fulltext=False, version_at=later
+    )
+    with store.transaction():
+        store.upsert(article(), "seeds")
+        assert store.upsert(lead_only, "rfi") == "updated"
+    (entry,) = store.entries(["seeds"], 10)
+    assert (entry.title, entry.content_html, entry.updated) == ("新标题", "<p>正文</p>", later)
+
+
+def test_a_full_text_replaces_a_lead_even_when_older(store: Store) -> None:
+    lead_only = article(content_html="<p>导语</p>", content_hash="lead", fulltext=False)
+    with store.transaction():
+        store.upsert(lead_only, "rfi")
+        store.upsert(article(version_at=T0, content_hash="full"), "seeds")
+    assert store.entries(["rfi"], 10)[0].content_html == "<p>正文</p>"
+
+
+def test_categories_are_the_union_and_audio_is_kept(store: Store) -> None:
+    audio = Enclosure("https://aod.rfi.fr/a.mp3", "audio/mpeg", 1000, 90)
+    with store.transaction():
+        store.upsert(article(categories=("中国",), audio=audio), "rfi")
+        assert store.upsert(article(categories=("中国", "经济")), "seeds") == "updated"
+    (entry,) = store.entries(["seeds"], 10)
+    assert entry.categories == ("中国", "经济")
+    assert entry.audio == audio
+
+
+@pytest.mark.parametrize(
+    ("seed_minute", "precise", "expected"),
+    [
+        (T0, T0 + timedelta(seconds=37), T0 + timedelta(seconds=37)),  # same minute: the precise one
+        (T0, T0 - timedelta(minutes=3, seconds=5), T0 - timedelta(minutes=3, seconds=5)),  # else the earliest
+        (T0, T0 + timedelta(minutes=4), T0),
+    ],
+)
+def test_published_is_the_precise_time_within_a_minute_else_the_earliest(
+    store: Store, seed_minute: datetime, precise: datetime, expected: datetime
+) -> None:
+    with store.transaction():
+        store.upsert(article(published=seed_minute), "seeds")
+        store.upsert(article(published=precise), "rfi")
+    assert store.entries(["seeds"], 10)[0].published == expected
