@@ -24,8 +24,8 @@ from feeder import __version__, status
 from feeder.config import DEFAULT_CONFIG, Config, load_config
 from feeder.control import call
 from feeder.errors import FeederError
-from feeder.models import Problem
-from feeder.pipeline import Progress, check_seeds
+from feeder.models import Problem, Progress
+from feeder.pipeline import check_seeds
 from feeder.service import Service, refresh_once, serve_only
 
 EXIT_INTERNAL = 1

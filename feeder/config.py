@@ -56,6 +56,13 @@ def _check_base_url(value: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
+def _check_absolute_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an absolute http(s) URL, not {value!r}")
+    return value
+
+
 def _check_host(value: str) -> str:
     host = value.strip().lower()
     if not re.fullmatch(r"[a-z0-9.-]+", host) or host.startswith(".") or ".." in host:
@@ -67,6 +74,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 Name = Annotated[str, Field(pattern=_NAME)]
 Host = Annotated[str, AfterValidator(_check_host)]
+AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
 
 
 class _Strict(BaseModel):
@@ -85,6 +93,29 @@ class SeedsSource(_Strict):
     interval: Duration = timedelta(minutes=1)
 
 
+class RfiSource(_Strict):
+    name: Name
+    kind: Literal["rfi"]
+    feeds: tuple[AbsoluteUrl, ...]
+    origin: AbsoluteUrl = "https://www.rfi.fr"
+    fulltext: bool = True
+    max_pages: int = Field(default=30, ge=0, le=1000)
+    interval: Duration = timedelta(minutes=15)
+
+
+Source = Annotated[SeedsSource | RfiSource, Field(discriminator="kind")]
+
+
+class HttpConfig(_Strict):
+    contact: str | None = None
+    connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=20)
+    deadline: Duration = timedelta(seconds=60)
+    max_feed_bytes: int = Field(default=5_000_000, ge=1024)
+    max_page_bytes: int = Field(default=2_000_000, ge=1024)
+    per_host: int = Field(default=2, ge=1, le=8)
+
+
 class FeedConfig(_Strict):
     name: Name
     title: str = Field(min_length=1)
@@ -93,6 +124,7 @@ class FeedConfig(_Strict):
     max_entries: int = Field(default=200, ge=1, le=10_000)
     language: str = Field(default="zh-cn", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     author: str = Field(default="RFI", min_length=1)
+    sections: bool = True
 
 
 class Config(_Strict):
@@ -101,7 +133,8 @@ class Config(_Strict):
     base_url: Annotated[str, AfterValidator(_check_base_url)]
     server: ServerConfig = ServerConfig()
     allowed_hosts: tuple[Host, ...] = ("www.rfi.fr",)
-    sources: tuple[SeedsSource, ...]
+    http: HttpConfig = HttpConfig()
+    sources: tuple[Source, ...]
     feeds: tuple[FeedConfig, ...]
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
@@ -121,6 +154,9 @@ def _cross_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str
     for key in ("allowed_hosts", "sources", "feeds"):
         if not getattr(config, key):
             yield (key,), "must list at least one"
+    for index, source in enumerate(config.sources):
+        if isinstance(source, RfiSource) and not source.feeds:
+            yield ("sources", index, "feeds"), "must list at least one"
     for key in ("sources", "feeds"):
         names: list[str] = [item.name for item in getattr(config, key)]
         for index, name in enumerate(names):
@@ -165,7 +201,7 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         config = Config.model_validate(data, context={"root": path.parent.resolve()})
     except ValidationError as e:
-        lines = [_describe(tuple(err["loc"]), _message(err), root_node, path) for err in e.errors()]
+        lines = [_describe(_location(err), _message(err), root_node, path) for err in e.errors()]
         raise ConfigError("\n".join(lines)) from e
     problems = [_describe(loc, message, root_node, path) for loc, message in _cross_problems(config)]
     if problems:
@@ -187,11 +223,19 @@ def _duplicate_keys(node: yaml.Node | None, keys: list[Any]) -> Iterator[tuple[i
             yield from _duplicate_keys(item, [*keys, index])
 
 
+def _location(err: Any) -> tuple[Any, ...]:
+    """The key an error is about; a source's unknown or missing ``kind`` is reported at ``kind``."""
+    loc = tuple(err["loc"])
+    return (*loc, "kind") if err["type"] in ("union_tag_invalid", "union_tag_not_found") else loc
+
+
 def _message(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown setting"
-    if err["type"] == "missing":
+    if err["type"] in ("missing", "union_tag_not_found"):
         return "required setting is missing"
+    if err["type"] == "union_tag_invalid":
+        return f"unknown kind {err['ctx']['tag']!r} (expected one of: {err['ctx']['expected_tags']})"
     return str(err["msg"]).removeprefix("Value error, ")
 
 
@@ -226,7 +270,7 @@ def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
 
 
 def _field_names() -> set[str]:
-    models: list[type[BaseModel]] = [Config, ServerConfig, SeedsSource, FeedConfig]
+    models: list[type[BaseModel]] = [Config, ServerConfig, HttpConfig, SeedsSource, RfiSource, FeedConfig]
     return {name for model in models for name in model.model_fields}
 
 

@@ -57,3 +57,27 @@ class ListenError(FeederError):
 
 class RefreshAbortedError(FeederError):
     """A refresh was stopped part-way (the service is shutting down); nothing of it was kept."""
+
+
+from datetime import datetime  # noqa: E402  (appended with the fetch errors, which alone need it)
+
+
+class FetchError(SourceError):
+    """A URL could not be fetched: ``url`` says which, ``reason`` says why."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, reason)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot fetch {self.url}: {self.reason}"
+
+
+class RetryLater(FetchError):  # noqa: N818  (the name the RFI source and its callers use)
+    """The host asked us to wait (429/503 Retry-After) or is backing off after failures: ask again from ``until``."""
+
+    def __init__(self, url: str, reason: str, until: datetime) -> None:
+        super().__init__(url, reason)
+        self.args = (url, reason, until)
+        self.until = until

@@ -8,9 +8,13 @@ construction so a local-time bug cannot travel down the pipeline.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+
+Progress = Callable[[str, int, int], None]
+"""Called as progress(source name, items done, items in all) while a source is polled; may raise to stop."""
 
 
 def _check_utc(record: object) -> None:

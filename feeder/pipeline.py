@@ -8,23 +8,26 @@ transaction, so a crash in between is repaired by the next refresh.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from feeder.config import Config, FeedConfig, SeedsSource
+from feeder.config import Config, FeedConfig, RfiSource, SeedsSource
 from feeder.errors import ParseError, SourceError
+from feeder.live import poll_rfi
 from feeder.models import (
     Article,
     FeedDigest,
     FeedInfo,
     KnownFile,
     Problem,
+    Progress,
     RawDocument,
     RefreshReport,
     SeedFile,
@@ -43,9 +46,6 @@ PARSER_VERSION = "1"
 RENDER_VERSION = "2"
 # A file modified this recently may still be being written; the service polls again soon.
 RECENT_WRITE = timedelta(seconds=10)
-
-Progress = Callable[[str, int, int], None]
-"""Called as progress(source name, files done, files in all) while a source is polled."""
 
 
 def refresh(
@@ -68,13 +68,13 @@ def refresh(
     files, fingerprints = render_changed(config, store, created)
     written, unchanged = publish(config.output_dir, files)
     with store.transaction():
-        for feed in config.feeds:
-            if feed.name in fingerprints:
-                store.set_rendered(feed.name, f"{fingerprints[feed.name]}:{_files_stamp(config, feed)}")
+        for name, fingerprint in fingerprints.items():
+            store.set_rendered(name, f"{fingerprint}:{_files_stamp(config, name)}", now)
     not_rendered = [
-        config.output_dir / f"{feed.name}.{kind}"
+        config.output_dir / f"{name}.{kind}"
         for feed in config.feeds
-        if feed.name not in fingerprints
+        for name in _names(feed, store)
+        if name not in fingerprints
         for kind in FORMATS
     ]
     return RefreshReport(sources=reports, written=tuple(written), unchanged_files=(*not_rendered, *unchanged))
@@ -90,19 +90,31 @@ def render_changed(
     files: dict[str, bytes] = {}
     fingerprints: dict[str, str] = {}
     infos = []
-    for feed in config.feeds:
-        digest = store.feed_digest(feed.sources, feed.max_entries)
-        updated = digest.newest_updated or created[feed.name]
-        ttl = _ttl_minutes(config, feed)
-        fingerprint = _fingerprint(config, feed, digest, ttl)
-        if store.rendered(feed.name) != f"{fingerprint}:{_files_stamp(config, feed)}":
-            entries = store.entries(feed.sources, feed.max_entries)
-            files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated, ttl_minutes=ttl))
-            fingerprints[feed.name] = fingerprint
-        infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, digest.count))
+    for parent in config.feeds:
+        ttl = _ttl_minutes(config, parent)
+        for feed, section in _views(parent, store):
+            digest = store.feed_digest(parent.sources, parent.max_entries, section)
+            updated = digest.newest_updated or created[parent.name]
+            fingerprint = _fingerprint(config, feed, digest, ttl)
+            if store.rendered(feed.name) != f"{fingerprint}:{_files_stamp(config, feed.name)}":
+                entries = store.entries(parent.sources, parent.max_entries, section)
+                files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated, ttl_minutes=ttl))
+                fingerprints[feed.name] = fingerprint
+            infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, digest.count))
     files["index.html"] = render_index(infos, config.base_url)
     files["feeds.opml"] = render_opml(infos, config.base_url)
     return files, fingerprints
+
+
+def _views(feed: FeedConfig, store: Store) -> list[tuple[FeedConfig, str | None]]:
+    """A feed, then (with ``sections``) one feed per section of its entries: NAME/SECTION.atom and so on."""
+    views: list[tuple[FeedConfig, str | None]] = [(feed, None)]
+    if feed.sections:
+        for section in store.sections(feed.sources):
+            title = f"{feed.title} · {section}"
+            update = {"name": f"{feed.name}/{section}", "title": title, "description": title, "sections": False}
+            views.append((feed.model_copy(update=update), section))
+    return views
 
 
 def _ttl_minutes(config: Config, feed: FeedConfig) -> int:
@@ -114,13 +126,17 @@ def _fingerprint(config: Config, feed: FeedConfig, digest: FeedDigest, ttl: int)
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
 
 
-def _files_stamp(config: Config, feed: FeedConfig) -> str:
-    """Size and mtime of the feed's published files, so a deleted or damaged file is rendered again."""
+def _names(feed: FeedConfig, store: Store) -> list[str]:
+    return [view.name for view, _ in _views(feed, store)]
+
+
+def _files_stamp(config: Config, name: str) -> str:
+    """Size and mtime of a feed's published files, so a deleted or damaged file is rendered again."""
     stamps = []
     for kind in FORMATS:
         for suffix in ("", ".gz"):
             try:
-                st = (config.output_dir / f"{feed.name}.{kind}{suffix}").stat()
+                st = (config.output_dir / f"{name}.{kind}{suffix}").stat()
             except OSError:
                 return "missing"
             stamps.append((st.st_size, st.st_mtime_ns))
@@ -145,7 +161,19 @@ class _Tally:
         return SourceReport(source, *counts, problems, failure, elapsed, self.recent)
 
 
-def _poll(source: SeedsSource, config: Config, store: Store, now: datetime, progress: Progress | None) -> SourceReport:
+def _poll(
+    source: SeedsSource | RfiSource, config: Config, store: Store, now: datetime, progress: Progress | None
+) -> SourceReport:
+    if isinstance(source, RfiSource):
+        started = time.perf_counter()
+        report = poll_rfi(source, config, store, now, progress)
+        return dataclasses.replace(report, duration=time.perf_counter() - started)
+    return _poll_seeds(source, config, store, now, progress)
+
+
+def _poll_seeds(
+    source: SeedsSource, config: Config, store: Store, now: datetime, progress: Progress | None
+) -> SourceReport:
     tally = _Tally()
     try:
         files = seeds.scan(source.path)
@@ -205,6 +233,8 @@ def article_from_seed(seed: SeedFile, data: bytes, source: str, config: Config, 
 def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, SeedFile | None, Article | Problem]]:
     """Parse every seed of every source without touching the state or the output (``feeder check``)."""
     for source in config.sources:
+        if not isinstance(source, SeedsSource):
+            continue
         try:
             files = seeds.scan(source.path)
         except SourceError as e:

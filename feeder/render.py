@@ -11,14 +11,19 @@ import html
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
+from feedgen.ext.base import BaseEntryExtension
 from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
 
 from feeder import __version__
 from feeder.config import FeedConfig
-from feeder.models import Entry, FeedInfo
+from feeder.models import Enclosure, Entry, FeedInfo
 from feeder.text import xml_safe
 
+ATOM_NS = "http://www.w3.org/2005/Atom"
 FORMATS = {
     "atom": "application/atom+xml",
     "rss": "application/rss+xml",
@@ -46,7 +51,7 @@ def _generator(feed: FeedConfig, entries: Sequence[Entry], base_url: str, update
     fg = FeedGenerator()
     fg.load_extension("media")
     fg.load_extension("dc")
-    fg.id(f"{base_url}{feed.name}.atom")
+    fg.id(feed_url(base_url, feed.name, "atom"))
     fg.title(xml_safe(feed.title))
     fg.subtitle(xml_safe(feed.description or feed.title))
     fg.author({"name": xml_safe(feed.author)})
@@ -61,7 +66,7 @@ def _generator(feed: FeedConfig, entries: Sequence[Entry], base_url: str, update
 
 
 def _set_links(fg: FeedGenerator, base_url: str, name: str, kind: str) -> None:
-    fg.link(href=f"{base_url}{name}.{kind}", rel="self", type=FORMATS[kind], replace=True)
+    fg.link(href=feed_url(base_url, name, kind), rel="self", type=FORMATS[kind], replace=True)
     fg.link(href=base_url, rel="alternate", type="text/html")
 
 
@@ -86,6 +91,39 @@ def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
     if entry.image:
         fe.media.content({"url": entry.image, "medium": "image"})
         fe.media.thumbnail({"url": entry.image})
+    if entry.audio:
+        fe.register_extension("audio", _AudioEnclosure)
+        fe.audio.enclosure = entry.audio
+        medium = {"url": entry.audio.url, "type": entry.audio.type, "medium": "audio"}
+        if entry.audio.duration is not None:
+            medium["duration"] = str(entry.audio.duration)
+        fe.media.content(medium, replace=False)
+
+
+class _AudioEnclosure(BaseEntryExtension):  # type: ignore[misc]
+    """An entry's audio as RSS <enclosure> and Atom <link rel="enclosure">.
+
+    feedgen 1.0's own enclosure() loses the link's attributes in Atom (its issue #135), so it is written here.
+    """
+
+    enclosure: Enclosure | None = None
+
+    def extend_atom(self, entry: Any) -> Any:
+        if self.enclosure:
+            link = xml_elem(f"{{{ATOM_NS}}}link", entry)
+            for name, value in (("rel", "enclosure"), ("href", self.enclosure.url), ("type", self.enclosure.type)):
+                link.set(name, value)
+            if self.enclosure.length:
+                link.set("length", str(self.enclosure.length))
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        if self.enclosure:
+            element = xml_elem("enclosure", item)
+            element.set("url", self.enclosure.url)
+            element.set("length", str(self.enclosure.length or 0))  # required by RSS; 0 when unknown
+            element.set("type", self.enclosure.type)
+        return item
 
 
 def _json_feed(feed: FeedConfig, entries: Sequence[Entry], base_url: str) -> bytes:
@@ -93,7 +131,7 @@ def _json_feed(feed: FeedConfig, entries: Sequence[Entry], base_url: str) -> byt
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed.title,
         "home_page_url": base_url,
-        "feed_url": f"{base_url}{feed.name}.json",
+        "feed_url": feed_url(base_url, feed.name, "json"),
         "description": feed.description or feed.title,
         "language": feed.language,
         "authors": [{"name": feed.author}],
@@ -114,6 +152,13 @@ def _json_item(entry: Entry, default_author: str) -> dict[str, object]:
     if entry.categories:
         item["tags"] = list(entry.categories)
     item["authors"] = [{"name": entry.author or default_author}]
+    if entry.audio:
+        attachment: dict[str, object] = {"url": entry.audio.url, "mime_type": entry.audio.type}
+        if entry.audio.length:
+            attachment["size_in_bytes"] = entry.audio.length
+        if entry.audio.duration is not None:
+            attachment["duration_in_seconds"] = entry.audio.duration
+        item["attachments"] = [attachment]
     return item
 
 
@@ -121,7 +166,7 @@ def render_index(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
     """A page listing every feed, with autodiscovery links so a reader can subscribe to the site URL."""
     links = "".join(
         f'  <link rel="alternate" type="{FORMATS[kind]}" title="{_attr(f.title)} ({label})"'
-        f' href="{_attr(base_url + f.name + "." + kind)}">\n'
+        f' href="{_attr(feed_url(base_url, f.name, kind))}">\n'
         for f in feeds
         for kind, label in (("atom", "Atom"), ("rss", "RSS"), ("json", "JSON Feed"))
     )
@@ -142,7 +187,7 @@ def render_index(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
 
 
 def _index_item(feed: FeedInfo, base_url: str) -> str:
-    url = base_url + feed.name
+    url = base_url + quote(feed.name)
     description = f" — {html.escape(feed.description)}" if feed.description else ""
     return (
         f"    <li><strong>{html.escape(feed.title)}</strong>{description}<br>\n"
@@ -156,7 +201,7 @@ def render_opml(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
     """An OPML 2.0 subscription list of every feed (Atom URLs)."""
     outlines = "".join(
         f'    <outline type="rss" text="{_attr(f.title)}" title="{_attr(f.title)}"'
-        f' xmlUrl="{_attr(base_url + f.name)}.atom" htmlUrl="{_attr(base_url)}"/>\n'
+        f' xmlUrl="{_attr(feed_url(base_url, f.name, "atom"))}" htmlUrl="{_attr(base_url)}"/>\n'
         for f in feeds
     )
     document = (
@@ -166,6 +211,11 @@ def render_opml(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
         "  </body>\n</opml>\n"
     )
     return document.encode("utf-8")
+
+
+def feed_url(base_url: str, name: str, kind: str) -> str:
+    """Where a feed file is served: names may hold a section in Chinese, which is percent-encoded."""
+    return f"{base_url}{quote(name)}.{kind}"
 
 
 def _attr(value: str) -> str:

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from feeder import status
-from feeder.config import Config
+from feeder.config import Config, SeedsSource
 from feeder.control import ControlServer
 from feeder.errors import FeederError, ListenError, RefreshAbortedError
 from feeder.locks import held
-from feeder.models import RefreshReport
+from feeder.models import Progress, RefreshReport
 from feeder.notify import notify, watchdog_period
-from feeder.pipeline import Progress, refresh, state_database
+from feeder.pipeline import refresh, state_database
 from feeder.scheduler import Refresher, Schedule
 from feeder.serve import FileServer
 from feeder.store import Store
@@ -230,17 +230,18 @@ class Service:
 
     async def _watch_folders(self) -> None:
         """Poll each seeds folder's own stat twice a second: a new, removed or renamed file shows at once."""
-        last = {s.name: _folder_stamp(s.path) for s in self.config.sources}
+        folders = {s.name: s.path for s in self.config.sources if isinstance(s, SeedsSource)}
+        last = {name: _folder_stamp(path) for name, path in folders.items()}
         changed: set[str] = set()
         while True:
             await asyncio.sleep(WATCH_PERIOD)
             settled = set(changed)
             changed.clear()
-            for source in self.config.sources:
-                stamp = _folder_stamp(source.path)
-                if stamp != last[source.name]:
-                    last[source.name] = stamp
-                    changed.add(source.name)
+            for name, path in folders.items():
+                stamp = _folder_stamp(path)
+                if stamp != last[name]:
+                    last[name] = stamp
+                    changed.add(name)
             ready = settled - changed  # unchanged for a whole period: the writer is done
             if ready:
                 self.refresher.request(ready)

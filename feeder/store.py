@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feeder.errors import StoreError
-from feeder.models import Article, Enclosure, Entry, FeedDigest, KnownFile
+from feeder.models import Article, Enclosure, Entry, FeedDigest, HostState, KnownFile, Validators
 
 Outcome = Literal["new", "updated", "unchanged"]
 
@@ -269,28 +269,118 @@ class Store:
             ),
         )
 
-    def entries(self, sources: Sequence[str], limit: int) -> list[Entry]:
-        """The newest entries that any of these sources contributed, newest first."""
+    def entries(self, sources: Sequence[str], limit: int, section: str | None = None) -> list[Entry]:
+        """The newest entries that any of these sources contributed (in ``section`` if given), newest first."""
         columns = "url, title, section, categories, author, lead, image, content, published, updated, audio"
-        return [_entry(row) for row in self._select(columns, sources, limit)]
+        return [_entry(row) for row in self._select(columns, sources, limit, section)]
 
-    def feed_digest(self, sources: Sequence[str], limit: int) -> FeedDigest:
+    def feed_digest(self, sources: Sequence[str], limit: int, section: str | None = None) -> FeedDigest:
         """What ``entries`` would return, in brief, without loading any content."""
-        rows = self._select("url, published, updated, content_hash", sources, limit)
+        rows = self._select("url, published, updated, content_hash", sources, limit, section)
         digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
         newest = max((row[2] for row in rows), default=None)
         return FeedDigest(len(rows), None if newest is None else _moment(newest), digest)
 
-    def _select(self, columns: str, sources: Sequence[str], limit: int) -> list[tuple[Any, ...]]:
+    def sections(self, sources: Sequence[str]) -> list[str]:
+        """The sections of the entries these sources contributed, in name order."""
         marks = ", ".join("?" for _ in sources)
+        rows = self._db.execute(
+            "SELECT DISTINCT section FROM entries AS e WHERE section IS NOT NULL AND EXISTS"
+            f" (SELECT 1 FROM entry_sources AS s WHERE s.url = e.url AND s.source IN ({marks})) ORDER BY section",
+            tuple(sources),
+        ).fetchall()
+        return [str(section) for (section,) in rows]
+
+    def _select(
+        self, columns: str, sources: Sequence[str], limit: int, section: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        marks = ", ".join("?" for _ in sources)
+        in_section = "" if section is None else " AND section = ?"
         query = (
             f"SELECT {columns} FROM entries AS e WHERE EXISTS (SELECT 1 FROM entry_sources AS s"
-            f" WHERE s.url = e.url AND s.source IN ({marks})) ORDER BY published DESC, url LIMIT ?"
+            f" WHERE s.url = e.url AND s.source IN ({marks})){in_section} ORDER BY published DESC, url LIMIT ?"
         )
-        return self._db.execute(query, (*sources, limit)).fetchall()
+        parameters = (*sources, *([] if section is None else [section]), limit)
+        return self._db.execute(query, parameters).fetchall()
 
     def count_entries(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    # HTTP politeness and article pages ----------------------------------------
+
+    def hosts(self) -> dict[str, HostState]:
+        rows = self._db.execute("SELECT host, next_allowed, failures FROM hosts").fetchall()
+        return {host: HostState(None if at is None else _moment(at), failures) for host, at, failures in rows}
+
+    def save_hosts(self, hosts: dict[str, HostState]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO hosts (host, next_allowed, failures) VALUES (?, ?, ?)",
+            [
+                (host, None if s.next_allowed is None else _seconds(s.next_allowed), s.failures)
+                for host, s in hosts.items()
+            ],
+        )
+
+    def validators(self, url: str) -> Validators | None:
+        row = self._db.execute("SELECT etag, last_modified FROM http_cache WHERE url = ?", (url,)).fetchone()
+        return None if row is None else Validators(row[0], row[1])
+
+    def save_validators(self, url: str, validators: Validators) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO http_cache (url, etag, last_modified) VALUES (?, ?, ?)",
+            (url, validators.etag, validators.last_modified),
+        )
+
+    def note_feed_item(self, url: str, source: str, feed_date: datetime | None) -> None:
+        """An article listed by one of the source's feeds now, dated ``feed_date`` there."""
+        date = None if feed_date is None else _seconds(feed_date)
+        self._db.execute(
+            "INSERT INTO pages (url, source, feed_date, in_feed) VALUES (?, ?, ?, 1)"
+            " ON CONFLICT (url) DO UPDATE SET in_feed = 1,"
+            " feed_date = max(coalesce(pages.feed_date, 0), coalesce(excluded.feed_date, 0))",
+            (url, source, date),
+        )
+
+    def mark_left_feeds(self, source: str, listed: set[str]) -> None:
+        """Articles of this source that no feed lists any more: their pages are not retried."""
+        rows = self._db.execute("SELECT url FROM pages WHERE source = ? AND in_feed = 1", (source,)).fetchall()
+        gone = [(url,) for (url,) in rows if url not in listed]
+        self._db.executemany("UPDATE pages SET in_feed = 0 WHERE url = ?", gone)
+
+    def adopt_articles_without_pages(self, source: str) -> None:
+        """Give every entry this source never saw a page record, so its page is fetched once."""
+        self._db.execute("INSERT OR IGNORE INTO pages (url, source, in_feed) SELECT url, ?, 0 FROM entries", (source,))
+
+    def pages_due(self, source: str, now: datetime, limit: int) -> list[str]:
+        """Article pages worth fetching now: never fetched (retried only while listed in a feed), or listed
+        with a newer date than the version fetched, and not backing off. Newest articles first."""
+        rows = self._db.execute(
+            "SELECT p.url FROM pages AS p LEFT JOIN entries AS e ON e.url = p.url"
+            " WHERE p.source = ? AND (p.next_try IS NULL OR p.next_try <= ?) AND ("
+            "  (p.fetched_for IS NULL AND (p.in_feed = 1 OR p.failures = 0))"
+            "  OR (p.in_feed = 1 AND p.fetched_for < coalesce(p.feed_date, 0)))"
+            " ORDER BY coalesce(e.published, 0) DESC, p.url LIMIT ?",
+            (source, _seconds(now), limit),
+        ).fetchall()
+        return [url for (url,) in rows]
+
+    def page_fetched(self, url: str) -> None:
+        self._db.execute(
+            "UPDATE pages SET fetched_for = coalesce(feed_date, 0), failures = 0, next_try = NULL WHERE url = ?",
+            (url,),
+        )
+
+    def page_failed(self, url: str, next_try: datetime) -> int:
+        """Record a failed page fetch; returns how many failures in a row that makes."""
+        self._db.execute(
+            "UPDATE pages SET failures = failures + 1, next_try = ? WHERE url = ?", (_seconds(next_try), url)
+        )
+        row = self._db.execute("SELECT failures FROM pages WHERE url = ?", (url,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def page_failures(self, url: str) -> int:
+        row = self._db.execute("SELECT failures FROM pages WHERE url = ?", (url,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     # Feeds ----------------------------------------------------------------
 
@@ -305,8 +395,12 @@ class Store:
         row = self._db.execute("SELECT rendered FROM feeds WHERE name = ?", (name,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
 
-    def set_rendered(self, name: str, fingerprint: str) -> None:
-        self._db.execute("UPDATE feeds SET rendered = ? WHERE name = ?", (fingerprint, name))
+    def set_rendered(self, name: str, fingerprint: str, now: datetime) -> None:
+        self._db.execute(
+            "INSERT INTO feeds (name, created_at, rendered) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET rendered = excluded.rendered",
+            (name, _seconds(now), fingerprint),
+        )
 
 
 def _content_columns(a: Article) -> tuple[object, ...]:

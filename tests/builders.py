@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from feeder.config import Config, SeedsSource
+
 # Nothing from the environment pytest runs in may reach a child feeder: under systemd these would change its
 # log format (JOURNAL_STREAM) or send its notifications to the real service manager. A far-off time zone
 # shows any local-time bug.
@@ -52,6 +54,13 @@ def seed_text(
     html += f"<div>{body}<div data-selfpromo-newsletter></div><div data-selfpromo-app></div></div>"
     html += SHARE_BLOCK if share else ""
     return "\n".join([*lines, html]) + "\n"
+
+
+def seeds_folder(config: Config) -> Path:
+    """The folder of a config's first source, which tests make a seeds source."""
+    source = config.sources[0]
+    assert isinstance(source, SeedsSource)
+    return source.path
 
 
 def write_seed(folder: Path, name: str, text: str | bytes) -> Path:

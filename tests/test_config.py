@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,19 @@ from typing import Any
 import pytest
 import yaml
 
-from feeder.config import Config, FeedConfig, SeedsSource, ServerConfig, load_config, parse_config, parse_duration
+from feeder.config import (
+    Config,
+    FeedConfig,
+    HttpConfig,
+    RfiSource,
+    SeedsSource,
+    ServerConfig,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from feeder.errors import ConfigError
-from tests.builders import config_text
+from tests.builders import config_text, seeds_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +31,7 @@ def test_the_bundled_config_is_valid_and_resolves_paths_against_its_folder() -> 
     config = load_config(ROOT / "config.yaml")
     assert config.output_dir == ROOT / "public"
     assert config.state_dir == ROOT / "state"
-    assert config.sources[0].path == ROOT / "seeds"
+    assert seeds_folder(config) == ROOT / "seeds"
     assert config.sources[0].interval == timedelta(minutes=1)
     assert config.feeds[0].name == "rfi-cn"
     assert config.allowed_hosts == ("www.rfi.fr",)
@@ -35,10 +46,23 @@ def _keys(node: Any) -> set[str]:
 
 
 def test_the_bundled_config_shows_every_setting() -> None:
-    shown = _keys(yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8")))
-    models: list[type[Any]] = [Config, ServerConfig, SeedsSource, FeedConfig]
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    active = _keys(yaml.safe_load(text))
+    commented = set(re.findall(r"^\s*#\s*-?\s*([a-z_]+):", text, flags=re.MULTILINE))
+    models: list[type[Any]] = [Config, ServerConfig, HttpConfig, SeedsSource, RfiSource, FeedConfig]
     settings = {name for model in models for name in model.model_fields}
-    assert settings - shown == set()
+    assert settings - active - commented == set()
+
+
+def test_the_commented_rfi_example_is_a_valid_source(tmp_path: Path) -> None:
+    lines = (ROOT / "config.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("  # - name: rfi")
+    block = [line.replace("  # ", "  ", 1) for line in lines[start:] if line.startswith("  # ")]
+    text = config_text().replace("feeds:\n", "\n".join(block) + "\nfeeds:\n")
+    source = parse_config(text, tmp_path / "config.yaml").sources[1]
+    assert isinstance(source, RfiSource)
+    assert source.feeds == ("https://www.rfi.fr/cn/rss", "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/rss")
+    assert (source.fulltext, source.max_pages, source.interval) == (True, 30, timedelta(minutes=15))
 
 
 def test_defaults_fill_what_a_minimal_config_leaves_out(tmp_path: Path) -> None:
@@ -89,7 +113,10 @@ def _error(text: str, tmp_path: Path) -> str:
         (("  - name: rfi-cn", "  - name: ../etc"), "config.yaml:10: feeds[0].name: String should match pattern"),
         (("base_url: http://127.0.0.1:8080/", "base_url: ftp://x/"), "config.yaml:3: base_url: must be an absolute"),
         (("state_dir: state\n", ""), "config.yaml:1: state_dir: required setting is missing"),
-        (("    kind: seeds", "    kind: gopher"), "config.yaml:6: sources[0].kind: Input should be 'seeds'"),
+        (
+            ("    kind: seeds", "    kind: gopher"),
+            "config.yaml:6: sources[0].kind: unknown kind 'gopher' (expected one of: 'seeds', 'rfi')",
+        ),
     ],
 )
 def test_each_wrong_value_is_one_line_with_file_line_and_key(

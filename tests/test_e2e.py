@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import feedparser
@@ -218,12 +219,19 @@ def test_bundled_index_and_opml_point_at_the_feed(bundled: tuple[Path, Any]) -> 
     assert ("application/feed+json", f"{base_url}{FEED}.json") in alternates
     for _, href in alternates:
         assert href is not None
-        assert (root / "public" / href.removeprefix(base_url)).is_file(), href
+        assert (root / "public" / unquote(href.removeprefix(base_url))).is_file(), href
 
     opml = ET.fromstring((root / "public" / "feeds.opml").read_bytes())
     assert opml.tag == "opml"
     outlines = [(o.get("xmlUrl"), o.get("title")) for o in opml.iter("outline")]
-    assert outlines == [(feed_url, title)]
+    assert outlines[0] == (feed_url, title)
+    sections = ["中国", "亚洲", "国际", "法国", "港澳台", "科技与文化", "经贸"]
+    assert sorted(outlines[1:]) == sorted(
+        (f"{base_url}{FEED}/{quote(section)}.atom", f"{title} · {section}") for section in sections
+    )
+    for url, _ in outlines:
+        assert url is not None
+        assert (root / "public" / unquote(url.removeprefix(base_url))).is_file(), url
 
 
 def test_bundled_dates_are_the_seeds_own_times(
@@ -506,7 +514,11 @@ def test_missing_source_does_not_stop_a_healthy_one(tmp_path: Path) -> None:
     assert (entry.id, entry.title) == (article_url("other"), "另一篇")
     assert read_feed(root / "public" / f"{FEED}.atom").entries == []
     opml = ET.fromstring((root / "public" / "feeds.opml").read_bytes())
-    assert [o.get("xmlUrl") for o in opml.iter("outline")] == [f"{BASE_URL}{FEED}.atom", f"{BASE_URL}other.atom"]
+    assert [o.get("xmlUrl") for o in opml.iter("outline")] == [
+        f"{BASE_URL}{FEED}.atom",
+        f"{BASE_URL}other.atom",
+        f"{BASE_URL}other/%E4%B8%AD%E5%9B%BD.atom",  # its section feed (中国)
+    ]
 
 
 # feeder check -----------------------------------------------------------------------------------------------

@@ -16,14 +16,14 @@ from feeder.models import Problem
 from feeder.pipeline import check_seeds, refresh
 from feeder.render import render_feed as real_render
 from feeder.store import Store
-from tests.builders import NOW, config_text, seed_text, write_seed
+from tests.builders import NOW, config_text, seed_text, seeds_folder, write_seed
 
 OTHER_URL = "https://www.rfi.fr/cn/%E6%B3%95%E5%9B%BD/20240110-other"
 
 
 def test_counts_new_then_skips_unchanged_files(config: Config, store: Store) -> None:
-    write_seed(config.sources[0].path, "001_a.txt", seed_text())
-    write_seed(config.sources[0].path, "002_b.txt", seed_text(OTHER_URL, "另一篇"))
+    write_seed(seeds_folder(config), "001_a.txt", seed_text())
+    write_seed(seeds_folder(config), "002_b.txt", seed_text(OTHER_URL, "另一篇"))
     first = refresh(config, store, NOW).sources[0]
     assert (first.new, first.skipped, first.problems) == (2, 0, ())
     second = refresh(config, store, NOW).sources[0]
@@ -31,14 +31,14 @@ def test_counts_new_then_skips_unchanged_files(config: Config, store: Store) -> 
 
 
 def test_a_touched_file_with_the_same_bytes_is_not_parsed_again(config: Config, store: Store) -> None:
-    path = write_seed(config.sources[0].path, "001_a.txt", seed_text())
+    path = write_seed(seeds_folder(config), "001_a.txt", seed_text())
     refresh(config, store, NOW)
     os.utime(path, ns=(1, 1))
     assert refresh(config, store, NOW).sources[0].skipped == 1
 
 
 def test_an_edited_file_is_parsed_again(config: Config, store: Store) -> None:
-    path = write_seed(config.sources[0].path, "001_a.txt", seed_text())
+    path = write_seed(seeds_folder(config), "001_a.txt", seed_text())
     refresh(config, store, NOW)
     path.write_text(seed_text(title="改过的标题", scraped_ms=1704800000000), encoding="utf-8")
     report = refresh(config, store, NOW).sources[0]
@@ -47,8 +47,8 @@ def test_an_edited_file_is_parsed_again(config: Config, store: Store) -> None:
 
 
 def test_a_bad_file_is_reported_once(config: Config, store: Store) -> None:
-    bad = write_seed(config.sources[0].path, "001_bad.txt", "")
-    write_seed(config.sources[0].path, "002_ok.txt", seed_text())
+    bad = write_seed(seeds_folder(config), "001_bad.txt", "")
+    write_seed(seeds_folder(config), "002_ok.txt", seed_text())
     first = refresh(config, store, NOW).sources[0]
     assert first.problems == (Problem(str(bad), "no '[title](url)' line (empty or cut-off file)"),)
     assert first.new == 1
@@ -84,14 +84,14 @@ def test_a_missing_folder_fails_its_source_only(tmp_path: Path) -> None:
 
 def test_progress_is_reported_per_file(config: Config, store: Store) -> None:
     for n in range(3):
-        write_seed(config.sources[0].path, f"00{n}.txt", seed_text(f"{OTHER_URL}-{n}"))
+        write_seed(seeds_folder(config), f"00{n}.txt", seed_text(f"{OTHER_URL}-{n}"))
     calls: list[tuple[str, int, int]] = []
     refresh(config, store, NOW, progress=lambda *call: calls.append(call))
     assert calls == [("seeds", 1, 3), ("seeds", 2, 3), ("seeds", 3, 3)]
 
 
 def test_a_crash_after_ingest_is_repaired_by_the_next_refresh(config: Config, store: Store) -> None:
-    write_seed(config.sources[0].path, "001.txt", seed_text())
+    write_seed(seeds_folder(config), "001.txt", seed_text())
     config.output_dir.parent.joinpath("public").write_text("in the way")
     with pytest.raises(PublishError):
         refresh(config, store, NOW)
@@ -102,8 +102,8 @@ def test_a_crash_after_ingest_is_repaired_by_the_next_refresh(config: Config, st
 
 
 def test_check_parses_without_writing(config: Config) -> None:
-    write_seed(config.sources[0].path, "001.txt", seed_text())
-    write_seed(config.sources[0].path, "002.txt", seed_text("https://www.rfi.fr.example.net/cn/x/20240101-y"))
+    write_seed(seeds_folder(config), "001.txt", seed_text())
+    write_seed(seeds_folder(config), "002.txt", seed_text("https://www.rfi.fr.example.net/cn/x/20240101-y"))
     results = [result for _, _, result in check_seeds(config, NOW)]
     assert isinstance(results[1], Problem)
     assert "www.rfi.fr.example.net" in results[1].reason
@@ -112,7 +112,7 @@ def test_check_parses_without_writing(config: Config) -> None:
 
 
 def test_check_reports_a_missing_folder(config: Config) -> None:
-    shutil.rmtree(config.sources[0].path)
+    shutil.rmtree(seeds_folder(config))
     ((_, seed, result),) = check_seeds(config, NOW)
     assert seed is None
     assert isinstance(result, Problem)
@@ -132,13 +132,13 @@ def test_feeds_are_rendered_only_when_something_they_show_changed(
     write_seed(tmp_path / "seeds", "001.txt", seed_text())
     refresh(config, store, NOW)
     refresh(config, store, NOW)
-    assert rendered == ["rfi-cn"]
+    assert rendered == ["rfi-cn", "rfi-cn/中国"]  # the feed and its one section
     write_seed(tmp_path / "seeds", "002.txt", seed_text(OTHER_URL))
     refresh(config, store, NOW)
-    assert rendered == ["rfi-cn", "rfi-cn"]
+    assert rendered[2:] == ["rfi-cn", "rfi-cn/法国"]  # the 中国 section did not change
     retitled = parse_config(config_text().replace("title: RFI 中文", "title: 新标题"), tmp_path / "config.yaml")
     report = refresh(retitled, store, NOW)
-    assert rendered == ["rfi-cn", "rfi-cn", "rfi-cn"]
+    assert rendered[4:] == ["rfi-cn", "rfi-cn/中国", "rfi-cn/法国"]
     assert tmp_path / "public" / "rfi-cn.atom" in report.written
     assert "新标题" in (tmp_path / "public" / "rfi-cn.atom").read_text(encoding="utf-8")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import feedparser
 import pytest
 
 from feeder.config import FeedConfig
-from feeder.models import Entry, FeedInfo
+from feeder.models import Enclosure, Entry, FeedInfo
 from feeder.render import render_feed, render_index, render_opml
 
 GOLDEN = Path(__file__).parent / "data" / "render"
@@ -148,3 +149,27 @@ def test_index_page_offers_autodiscovery_and_opml_lists_the_feeds() -> None:
     assert outline is not None
     assert outline.get("xmlUrl") == BASE + "rfi-cn.atom"
     assert outline.get("text") == "RFI <中文>"
+
+
+def test_audio_is_an_enclosure_in_every_format() -> None:
+    audio = Enclosure("https://aod.rfi.fr/cn/2024/a.mp3", "audio/mpeg", 1_234_567, 185)
+    entry = dataclasses.replace(entries()[1], audio=audio)
+    files = render_feed(FEED, [entry], base_url=BASE, updated=T0, ttl_minutes=1)
+    for name in ("rfi-cn.atom", "rfi-cn.rss"):
+        parsed = feedparser.parse(files[name])
+        assert parsed.bozo == 0
+        (enclosure,) = parsed.entries[0].enclosures
+        assert (enclosure.href, enclosure.type, enclosure.length) == (audio.url, "audio/mpeg", "1234567")
+        assert [link.href for link in parsed.entries[0].links if link.rel == "alternate"] == [entry.url]
+    assert b'medium="audio" duration="185"' in files["rfi-cn.rss"]
+    (item,) = json.loads(files["rfi-cn.json"])["items"]
+    assert item["attachments"] == [
+        {"url": audio.url, "mime_type": "audio/mpeg", "size_in_bytes": 1_234_567, "duration_in_seconds": 185}
+    ]
+
+
+def test_a_feed_name_with_a_section_is_percent_encoded_in_its_links() -> None:
+    section_feed = FEED.model_copy(update={"name": "rfi-cn/中国", "title": "RFI 中文 · 中国"})
+    files = render_feed(section_feed, entries(), base_url=BASE, updated=T0, ttl_minutes=1)
+    atom = feedparser.parse(files["rfi-cn/中国.atom"]).feed
+    assert [link.href for link in atom.links if link.rel == "self"] == [f"{BASE}rfi-cn/%E4%B8%AD%E5%9B%BD.atom"]

@@ -305,14 +305,15 @@ def served_ids(site: Site) -> list[str]:
 
 def assert_every_file_complete(public: Path) -> int:
     """Every published file parses as what it claims to be and no temporary file is left; returns the count."""
-    leftovers = [p.name for p in public.iterdir() if p.name.startswith(".") or p.name.endswith(".tmp")]
+    files = sorted(p for p in public.rglob("*") if p.is_file())  # section feeds live in sub-folders
+    leftovers = [p.name for p in files if p.name.startswith(".") or p.name.endswith(".tmp")]
     assert leftovers == [], f"temporary files left in {public}: {leftovers}"
     checked = 0
-    for path in sorted(public.iterdir()):
+    for path in files:
         data = path.read_bytes()
         if path.suffix == ".gz":
             data = gzip.decompress(data)
-            assert data == (public / path.stem).read_bytes(), f"{path.name} differs from {path.stem}"
+            assert data == path.with_suffix("").read_bytes(), f"{path.name} differs from {path.stem}"
             kind = Path(path.stem).suffix
         else:
             kind = path.suffix
@@ -785,7 +786,7 @@ def test_sigterm_stops_within_seconds_and_leaves_complete_files(tmp_path: Path, 
     print(f"\nSIGTERM → exit: {time.monotonic() - started:.2f}s")
     assert not (site.state / "control.sock").exists()
     assert not daemon.answers()
-    assert assert_every_file_complete(site.public) == 10
+    assert assert_every_file_complete(site.public) == 16  # the feed, its 中国 section, index, OPML; each + .gz
     assert "Traceback" not in daemon.log()
     assert daemon.lines()[-1].endswith("INFO stopping")
 
@@ -835,7 +836,7 @@ def test_sigterm_during_a_slow_poll_publishes_nothing_partial(
     ids = served_ids(site)
     assert len(ids) == len(set(ids)), "an entry appears twice"
     assert sorted(ids) == sorted(stopped_mid_poll.urls)
-    assert assert_every_file_complete(site.public) == 10
+    assert assert_every_file_complete(site.public) == 16  # the feed, its 中国 section, index, OPML; each + .gz
 
 
 def test_sigterm_during_a_slow_poll_is_logged_in_one_line_without_an_error(stopped_mid_poll: Stopped) -> None:

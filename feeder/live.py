@@ -1,0 +1,184 @@
+"""Polling the live RFI source: its feeds, then the article pages worth fetching.
+
+Feeds are fetched with conditional GETs (an unchanged feed costs a 304 and
+no body); every item becomes a lead-only article version. An article page is
+fetched once per article version (a new item, or an item whose feed date
+moved), plus once for articles that only the seeds know, at most
+``max_pages`` per poll; a failed page keeps the feed's title, lead, image and
+date and is tried again later (5 minutes, doubling, capped at 6 hours) while
+a feed still lists it. Runs inside the refresh's transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from feeder import __version__
+from feeder.config import Config, RfiSource
+from feeder.errors import FetchError, ParseError
+from feeder.http import Fetcher, FetchSettings
+from feeder.models import Fetched, HostState, Problem, Progress, SourceReport
+from feeder.normalize import normalize
+from feeder.parse import decode_html, parse_feed, parse_page
+from feeder.store import Outcome, Store
+
+PAGE_RETRY_FIRST = timedelta(minutes=5)
+PAGE_RETRY_CAP = timedelta(hours=6)
+
+
+@dataclass
+class _Poll:
+    source: RfiSource
+    config: Config
+    store: Store
+    now: datetime
+    counts: dict[str, int] = field(default_factory=lambda: {"new": 0, "updated": 0, "unchanged": 0})
+    problems: list[Problem] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        self.counts[outcome] += 1
+
+
+def user_agent(config: Config) -> str:
+    contact = f"; +{config.http.contact}" if config.http.contact else ""
+    return f"feeder/{__version__} (feed republisher{contact})"
+
+
+def fetch_settings(config: Config, source: RfiSource) -> FetchSettings:
+    http = config.http
+    return FetchSettings(
+        user_agent=user_agent(config),
+        origin=source.origin,
+        connect_timeout=http.connect_timeout.total_seconds(),
+        read_timeout=http.read_timeout.total_seconds(),
+        deadline=http.deadline.total_seconds(),
+        per_host=http.per_host,
+    )
+
+
+def poll_rfi(
+    source: RfiSource, config: Config, store: Store, now: datetime, progress: Progress | None = None
+) -> SourceReport:
+    """One poll of an RFI source; the failures of single feeds and pages are problems, not a failed source."""
+    poll = _Poll(source, config, store, now)
+    hosts = store.hosts()
+    failure = asyncio.run(_run(poll, hosts, progress))
+    store.save_hosts(hosts)
+    return SourceReport(
+        source.name,
+        new=poll.counts["new"],
+        updated=poll.counts["updated"],
+        unchanged=poll.counts["unchanged"],
+        problems=tuple(poll.problems),
+        failure=failure,
+    )
+
+
+async def _run(poll: _Poll, hosts: dict[str, HostState], progress: Progress | None) -> str | None:
+    """The poll itself; returns why the source failed as a whole, or None."""
+    async with Fetcher(fetch_settings(poll.config, poll.source), hosts, now=lambda: poll.now) as fetcher:
+        answers = await asyncio.gather(
+            *(_fetch(fetcher, poll, url, poll.config.http.max_feed_bytes) for url in poll.source.feeds)
+        )
+        if all(answer is None for answer in answers):
+            return "no feed could be read (see the errors)"
+        listed: set[str] = set()
+        for url, answer in zip(poll.source.feeds, answers, strict=True):
+            if answer is not None and answer.status == 200:
+                listed |= _ingest_feed(poll, url, answer)
+        # a 304 or a failed feed does not say which items it still lists
+        if all(answer is not None and answer.status == 200 for answer in answers):
+            poll.store.mark_left_feeds(poll.source.name, listed)
+        if poll.source.fulltext:
+            await _fetch_pages(fetcher, poll, progress)
+    return None
+
+
+async def _fetch(fetcher: Fetcher, poll: _Poll, url: str, max_bytes: int) -> Fetched | None:
+    try:
+        fetched = await fetcher.fetch(url, validators=poll.store.validators(url), max_bytes=max_bytes)
+    except FetchError as e:
+        poll.problems.append(Problem(url, str(e)))
+        return None
+    poll.store.save_validators(url, fetched.validators)
+    return fetched
+
+
+def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> set[str]:
+    try:
+        items = parse_feed(answer.content, url)
+    except ParseError as e:
+        poll.problems.append(Problem(url, str(e)))
+        return set()
+    listed = set()
+    for item in items:
+        try:
+            article = normalize(
+                item,
+                allowed_hosts=poll.config.allowed_hosts,
+                retrieved_at=item.published_at or answer.fetched_at,
+                now=poll.now,
+            )
+        except ParseError as e:
+            poll.problems.append(Problem(f"{url}: {item.url}", str(e)))
+            continue
+        poll.count(poll.store.upsert(article, poll.source.name))
+        poll.store.note_feed_item(article.url, poll.source.name, article.published)
+        listed.add(article.url)
+    return listed
+
+
+async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None) -> None:
+    poll.store.adopt_articles_without_pages(poll.source.name)
+    due = poll.store.pages_due(poll.source.name, poll.now, poll.source.max_pages)
+    answers = await asyncio.gather(*(_fetch_page(fetcher, poll, url) for url in due))
+    for done, (url, answer) in enumerate(zip(due, answers, strict=True), start=1):
+        if answer is not None:
+            _ingest_page(poll, url, answer)
+        if progress:
+            progress(poll.source.name, done, len(due))
+
+
+async def _fetch_page(fetcher: Fetcher, poll: _Poll, url: str) -> Fetched | Exception | None:
+    try:
+        fetched = await fetcher.fetch(
+            url, validators=poll.store.validators(url), max_bytes=poll.config.http.max_page_bytes
+        )
+    except FetchError as e:
+        return e
+    return fetched
+
+
+def _ingest_page(poll: _Poll, url: str, answer: Fetched | Exception) -> None:
+    if isinstance(answer, Exception):
+        _page_failed(poll, url, str(answer))
+        return
+    poll.store.save_validators(url, answer.validators)
+    if answer.status == 304:
+        poll.store.page_fetched(url)
+        return
+    try:
+        page = parse_page(decode_html(answer.content, answer.content_type), url, url)
+        article = normalize(
+            page,
+            allowed_hosts=poll.config.allowed_hosts,
+            retrieved_at=page.published_at or answer.fetched_at,
+            now=poll.now,
+        )
+    except ParseError as e:
+        _page_failed(poll, url, str(e))
+        return
+    poll.count(poll.store.upsert(article, poll.source.name))
+    poll.store.page_fetched(url)
+    if article.url != url:
+        poll.store.note_feed_item(article.url, poll.source.name, None)
+        poll.store.page_fetched(article.url)
+
+
+def _page_failed(poll: _Poll, url: str, reason: str) -> None:
+    failures = poll.store.page_failures(url)
+    wait = min(PAGE_RETRY_CAP, PAGE_RETRY_FIRST * 2**failures)
+    poll.store.page_failed(url, poll.now + wait)
+    poll.problems.append(Problem(url, f"{reason} (the feed's title and lead stay; next try in {wait})"))
