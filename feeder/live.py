@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from feeder import __version__
 from feeder.config import Config, RfiSource
-from feeder.errors import FetchError, ParseError
+from feeder.errors import FetchError, ParseError, RetryLater
 from feeder.http import Fetcher, FetchSettings
 from feeder.models import Fetched, HostState, Problem, Progress, SourceReport
 from feeder.normalize import normalize
@@ -36,6 +36,7 @@ class _Poll:
     now: datetime
     counts: dict[str, int] = field(default_factory=lambda: {"new": 0, "updated": 0, "unchanged": 0})
     problems: list[Problem] = field(default_factory=list)
+    host_waiting: bool = False
 
     def count(self, outcome: Outcome) -> None:
         self.counts[outcome] += 1
@@ -152,6 +153,9 @@ async def _fetch_page(fetcher: Fetcher, poll: _Poll, url: str) -> Fetched | Exce
 
 
 def _ingest_page(poll: _Poll, url: str, answer: Fetched | Exception) -> None:
+    if isinstance(answer, RetryLater):
+        _host_waits(poll, answer)  # not the page's fault: it is tried again once the host may be asked
+        return
     if isinstance(answer, Exception):
         _page_failed(poll, url, str(answer))
         return
@@ -172,9 +176,12 @@ def _ingest_page(poll: _Poll, url: str, answer: Fetched | Exception) -> None:
         return
     poll.count(poll.store.upsert(article, poll.source.name))
     poll.store.page_fetched(url)
-    if article.url != url:
-        poll.store.note_feed_item(article.url, poll.source.name, None)
-        poll.store.page_fetched(article.url)
+
+
+def _host_waits(poll: _Poll, error: RetryLater) -> None:
+    if not poll.host_waiting:  # one line for all the pages put off, not one per page
+        poll.host_waiting = True
+        poll.problems.append(Problem(error.url, f"{error.reason}; article pages are put off until then"))
 
 
 def _page_failed(poll: _Poll, url: str, reason: str) -> None:
