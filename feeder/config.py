@@ -63,6 +63,13 @@ def _check_absolute_url(value: str) -> str:
     return value
 
 
+def _check_origin(value: str) -> str:
+    parts = urlsplit(_check_absolute_url(value))
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"must be scheme://host[:port] only, not {value!r}")
+    return value.rstrip("/")
+
+
 def _check_host(value: str) -> str:
     host = value.strip().lower()
     if not re.fullmatch(r"[a-z0-9.-]+", host) or host.startswith(".") or ".." in host:
@@ -75,6 +82,7 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 Name = Annotated[str, Field(pattern=_NAME)]
 Host = Annotated[str, AfterValidator(_check_host)]
 AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
+Origin = Annotated[str, AfterValidator(_check_origin)]
 
 
 class _Strict(BaseModel):
@@ -97,7 +105,7 @@ class RfiSource(_Strict):
     name: Name
     kind: Literal["rfi"]
     feeds: tuple[AbsoluteUrl, ...]
-    origin: AbsoluteUrl = "https://www.rfi.fr"
+    origin: Origin = "https://www.rfi.fr"
     fulltext: bool = True
     max_pages: int = Field(default=30, ge=0, le=1000)
     interval: Duration = timedelta(minutes=15)

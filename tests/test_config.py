@@ -189,3 +189,12 @@ def test_cache_lifetime_follows_the_shortest_interval_of_a_feeds_sources(tmp_pat
     assert config.max_age("slow.rss.gz") == 3600
     assert config.max_age("slow/中国.atom") == 3600
     assert config.max_age("index.html") == 60
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:8123/mirror", "ftp://www.rfi.fr", "https://www.rfi.fr/?x=1"])
+def test_an_origin_is_a_scheme_and_host_only(origin: str, tmp_path: Path) -> None:
+    text = config_text().replace(
+        "feeds:\n", f"  - {{name: rfi, kind: rfi, feeds: [https://www.rfi.fr/cn/rss], origin: '{origin}'}}\nfeeds:\n"
+    )
+    message = _error(text, tmp_path)
+    assert "sources[1].origin:" in message
