@@ -1,0 +1,220 @@
+"""RSS 2.0 and Atom 1.0 → lead-only ParsedArticles, with an explicit safe XML parser.
+
+Title, link, lead, dates, categories, image and audio per item; never a body. Documents that declare
+entities (XXE, billion laughs) are refused before lxml sees them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import lxml.etree
+import lxml.html
+
+from feeder.errors import ParseError
+from feeder.models import Enclosure, ParsedArticle
+from feeder.parse.markup import (
+    MAX_FEED_BYTES,
+    NS_ATOM,
+    NS_DC,
+    NS_ITUNES,
+    NS_MEDIA,
+    byte_count,
+    iso_utc,
+    joined,
+    plain_text,
+    unique,
+)
+
+# --- feeds: RSS 2.0 and Atom 1.0 ------------------------------------------------------------------------------
+
+# Whitespace, processing instructions and comments before the first tag; each alternative is unambiguous and the
+# repetition possessive, so a hostile prolog ("<?a?>" × n) costs linear time, not exponential backtracking.
+_PROLOG = rb"\A(?:\s|<\?(?:[^?]|\?(?!>))*\?>|<!--(?:[^-]|-(?!->))*-->)*+"
+_PROLOG_WITH_SUBSET = re.compile(_PROLOG + rb"<!DOCTYPE[^>\[]*\[", re.IGNORECASE)
+_SUBSET_END = re.compile(rb"\]\s*>")
+_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_UTF16_32_SIGNATURES = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+)
+_HTML_START = re.compile(_PROLOG + rb"<(?:!doctype\s+html|html[\s>]|head[\s>])", re.IGNORECASE)
+_ENTITY_REFUSAL = (
+    "feed refused: its DOCTYPE declares entities (the XXE / billion-laughs pattern); "
+    "no file or URL was read and no entity was expanded"
+)
+_CLOCK = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+)$")
+
+
+def parse_feed(content: bytes, locator: str) -> list[ParsedArticle]:
+    """The items of an RSS 2.0 (or Atom 1.0) feed, in document order, as lead-only articles (fulltext=False).
+
+    Hostile XML is refused, never expanded: a body over MAX_FEED_BYTES is not parsed, and a DOCTYPE that
+    declares entities (XXE reading file:///etc/passwd, billion laughs) raises ParseError before lxml sees
+    it; the parser is built so that it could not read a file, reach the network or expand an entity anyway
+    (lxml 6 refuses both attacks by default too). An item without a link or a title is skipped.
+    """
+    if len(content) > MAX_FEED_BYTES:
+        raise ParseError(f"feed refused: {len(content)} bytes is over the {MAX_FEED_BYTES}-byte cap")
+    if not content.strip():
+        raise ParseError("feed is empty")
+    if _declares_entities(content):
+        raise ParseError(_ENTITY_REFUSAL)
+    parser = lxml.etree.XMLParser(
+        resolve_entities=False,  # never replace &name; by a declared value: no XXE, no billion laughs
+        no_network=True,
+        load_dtd=False,  # never fetch an external DTD (file or URL)
+        huge_tree=False,  # keep libxml2's limits on depth and text size
+        remove_comments=True,
+    )
+    try:
+        root = lxml.etree.fromstring(content, parser)
+    except lxml.etree.XMLSyntaxError as e:
+        if _HTML_START.match(content[:4096]):
+            raise ParseError("an HTML page was served instead of a feed (block or error page?)") from e
+        raise ParseError(f"feed is not well-formed XML: {e}") from e
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and next(iter(dtd.iterentities()), None) is not None:  # type: ignore[union-attr]
+        raise ParseError(_ENTITY_REFUSAL)  # a declaration the byte scan above did not see
+    name = lxml.etree.QName(root).localname if isinstance(root.tag, str) else ""
+    if root.tag == "rss":
+        found = (_rss_item(item, locator) for item in root.iter("item"))
+    elif root.tag == f"{{{NS_ATOM}}}feed":
+        found = (_atom_entry(entry, locator) for entry in root.iterfind(f"{{{NS_ATOM}}}entry"))
+    elif name.lower() == "html":
+        raise ParseError("an HTML page was served instead of a feed (block or error page?)")
+    else:
+        raise ParseError(f"the root element <{name}> is neither RSS <rss> nor Atom <feed>")
+    return [article for article in found if article is not None]
+
+
+def _declares_entities(content: bytes) -> bool:
+    """Whether the DOCTYPE's internal subset declares an entity (read as bytes, before any parsing)."""
+    for signature, codec in _UTF16_32_SIGNATURES:
+        if content.startswith(signature):
+            content = content.decode(codec, errors="replace").encode("utf-8", errors="replace")
+            break
+    content = content.removeprefix(codecs.BOM_UTF8)
+    doctype = _PROLOG_WITH_SUBSET.match(content)
+    if doctype is None:
+        return False
+    end = _SUBSET_END.search(content, doctype.end())
+    return _ENTITY_DECLARATION.search(content, doctype.end(), end.end() if end else len(content)) is not None
+
+
+def _rss_item(item: lxml.etree._Element, locator: str) -> ParsedArticle | None:
+    url = _xml_text(item.find("link")).strip()
+    if not url:
+        guid = _xml_text(item.find("guid")).strip()
+        url = guid if _is_http(guid) else ""
+    title = plain_text(_xml_text(item.find("title")))
+    if not (url and title):
+        return None
+    enclosures = [(e.get("url", ""), e.get("type", ""), e.get("length", "")) for e in item.iter("enclosure")]
+    audio = _audio_enclosure(enclosures)
+    if audio is not None:
+        duration = _clock_seconds(_xml_text(item.find(f"{{{NS_ITUNES}}}duration")))
+        audio = Enclosure(url=audio.url, type=audio.type, length=audio.length, duration=duration)
+    date = _xml_text(item.find("pubDate"))
+    return ParsedArticle(
+        locator=locator,
+        url=url,
+        title=title,
+        scraped_at=None,
+        published_at=_rfc822_utc(date) or iso_utc(date),
+        lead=plain_text(_xml_text(item.find("description"))),
+        image=_feed_image(item, enclosures),
+        body_html="",
+        author=joined(plain_text(_xml_text(c)) for c in item.iter(f"{{{NS_DC}}}creator")),
+        extra_categories=unique(plain_text(_xml_text(c)) for c in item.iter("category")),
+        audio=audio,
+        fulltext=False,
+    )
+
+
+def _atom_entry(entry: lxml.etree._Element, locator: str) -> ParsedArticle | None:
+    atom = f"{{{NS_ATOM}}}"
+    links = [(e.get("rel", "alternate"), e.get("href", "").strip(), e) for e in entry.iterfind(f"{atom}link")]
+    url = next((href for rel, href, _ in links if rel == "alternate" and href), "")
+    if not url:
+        entry_id = _xml_text(entry.find(f"{atom}id")).strip()
+        url = entry_id if _is_http(entry_id) else ""
+    title = plain_text(_xml_text(entry.find(f"{atom}title")))
+    if not (url and title):
+        return None
+    enclosures = [(href, e.get("type", ""), e.get("length", "")) for rel, href, e in links if rel == "enclosure"]
+    updated = iso_utc(_xml_text(entry.find(f"{atom}updated")))
+    categories = (c.get("label") or c.get("term") or "" for c in entry.iterfind(f"{atom}category"))
+    return ParsedArticle(
+        locator=locator,
+        url=url,
+        title=title,
+        scraped_at=None,
+        published_at=iso_utc(_xml_text(entry.find(f"{atom}published"))) or updated,
+        lead=plain_text(_xml_text(entry.find(f"{atom}summary"))),
+        image=_feed_image(entry, enclosures),
+        body_html="",
+        modified_at=updated,
+        author=joined(plain_text(_xml_text(a)) for a in entry.iterfind(f"{atom}author/{atom}name")),
+        extra_categories=unique(plain_text(c) for c in categories),
+        audio=_audio_enclosure(enclosures),
+        fulltext=False,
+    )
+
+
+def _xml_text(element: lxml.etree._Element | None) -> str:
+    """All the text inside an element (CDATA included; unexpanded entity references left out)."""
+    return "" if element is None else "".join(t for t in element.itertext() if isinstance(t, str))
+
+
+def _is_http(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
+
+
+def _feed_image(item: lxml.etree._Element, enclosures: list[tuple[str, str, str]]) -> str | None:
+    """media:thumbnail, else an image media:content, else an image enclosure."""
+    for thumbnail in item.iter(f"{{{NS_MEDIA}}}thumbnail"):
+        if thumbnail.get("url", "").strip():
+            return thumbnail.get("url", "").strip()
+    for media in item.iter(f"{{{NS_MEDIA}}}content"):
+        is_image = media.get("medium") == "image" or media.get("type", "").lower().startswith("image/")
+        if is_image and media.get("url", "").strip():
+            return media.get("url", "").strip()
+    return next((url.strip() for url, kind, _ in enclosures if kind.lower().startswith("image/") and url.strip()), None)
+
+
+def _audio_enclosure(enclosures: list[tuple[str, str, str]]) -> Enclosure | None:
+    for url, kind, length in enclosures:
+        if kind.strip().lower().startswith("audio/") and url.strip():
+            return Enclosure(url=url.strip(), type=kind.strip().lower(), length=byte_count(length))
+    return None
+
+
+def _clock_seconds(value: str) -> int | None:
+    """An itunes:duration ("585", "09:45", "1:02:03") in seconds; None when absent, zero or not a duration."""
+    match = _CLOCK.match(value.strip()) if len(value) <= 32 else None
+    if not match or not value.isascii():
+        return None
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds or None
+
+
+def _rfc822_utc(value: str) -> datetime | None:
+    """An RSS date (RFC 822/2822) as aware UTC; None when missing or broken. "-0000" counts as UTC."""
+    if not value.strip():
+        return None
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None

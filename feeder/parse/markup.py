@@ -1,0 +1,186 @@
+"""What the parsers share: the site's markup as data (furniture, page classes, namespaces) and lxml helpers.
+
+Pure; lxml is imported only inside the feeder.parse package.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import lxml.etree
+import lxml.html
+
+from feeder.text import collapse_space, xml_safe
+
+PARIS = ZoneInfo("Europe/Paris")
+
+# Page furniture: share bars, self-promotion, ads, read-more links, flash banners.
+FURNITURE_CLASSES = frozenset(
+    {
+        "m-interstitial",
+        "o-self-promo",
+        "t-content__shares",
+        "m-share-bar",
+        "a-read-more",
+        "m-em-flash",
+        # RFI article pages: tag lists and related-story cards (class names of RFI's platform; unverified for /cn)
+        "m-tags-list",
+        "m-item-list-article",
+    }
+)
+FURNITURE_ATTRIBUTE_PREFIXES = ("data-selfpromo", "data-root-share")
+FURNITURE_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "form"})
+SHARE_LABEL = re.compile(r"^\s*(分享|分享到|Partager)\s*[:：]?\s*$")
+SHARE_LINK = re.compile(
+    r"^(whatsapp:|https?://(www\.)?(facebook\.com/dialog/share|facebook\.com/sharer|x\.com/intent|"
+    r"twitter\.com/intent|web\.whatsapp\.com/send))"
+)
+
+
+# RFI article pages (www.rfi.fr/cn/<section>/<date>-<slug>): where each field is. Classes match whole @class tokens.
+PAGE_BODY_CLASS = "t-content__body"
+PAGE_LEAD_CLASS = "t-content__chapo"
+PAGE_MAIN_MEDIA_CLASS = "t-content__main-media"
+PAGE_FIELD_CLASSES = (PAGE_LEAD_CLASS, PAGE_MAIN_MEDIA_CLASS, "m-pub-dates")
+"""Fields shown with the article (lead, main image, dates): dropped from the body when it holds them."""
+JSONLD_ARTICLE_TYPES = frozenset({"NewsArticle", "Article", "ReportageNewsArticle"})
+AUDIO_FORMATS = {"mp3": "audio/mpeg", "mpeg": "audio/mpeg", "m4a": "audio/mp4", "aac": "audio/aac", "ogg": "audio/ogg"}
+"""encodingFormat values written as a file extension rather than a media type."""
+
+# Feeds.
+MAX_FEED_BYTES = 5 * 1024 * 1024
+NS_ATOM = "http://www.w3.org/2005/Atom"
+NS_MEDIA = "http://search.yahoo.com/mrss/"
+NS_DC = "http://purl.org/dc/elements/1.1/"
+NS_ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
+
+# Charsets: WHATWG aliases where Python's codec is a strict subset of what pages really hold.
+CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "iso8859-1": "cp1252", "ascii": "cp1252"}
+CHARSET_REFUSED = frozenset({"utf-7", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
+CHARSET_SNIFF_BYTES = 2048
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_text(markup: str) -> str:
+    """Text of an HTML snippet: tags stripped, entities decoded once, whitespace collapsed."""
+    if "<" not in markup and "&" not in markup:
+        return collapse_space(markup)
+    try:
+        root = lxml.html.fragment_fromstring(markup, create_parent="span")
+    except (lxml.etree.ParserError, ValueError):
+        # lxml refuses some character references (&#x1F;): strip tags and decode by hand
+        return collapse_space(xml_safe(htmllib.unescape(_TAG.sub("", markup))))
+    return collapse_space(xml_safe(root.text_content()))
+
+
+def paris_to_utc(day: int, month: int, year: int, hour: int, minute: int) -> datetime:
+    """A wall-clock time in Paris (as RFI prints it) as an aware UTC datetime."""
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS).astimezone(UTC)
+
+
+def remove_furniture(root: lxml.html.HtmlElement) -> None:
+    """Drop share bars, self-promotion, custom elements and scripts, in place."""
+    for element in list(_furniture(root)):
+        if element.getparent() is not None:
+            drop_keeping_tail(element)
+
+
+def _furniture(root: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
+    for element in root.iterdescendants():
+        if not isinstance(element.tag, str):
+            yield element  # comments and processing instructions
+        elif _is_furniture(element):
+            yield element
+        elif SHARE_LABEL.match(element.text_content()) and len(element) == 0:
+            yield _share_block(root, element)
+
+
+def _share_block(root: lxml.html.HtmlElement, label: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """The share bar around a '分享 :' label: its parent, unless that parent holds article text."""
+    parent = label.getparent()
+    if parent is None or parent is root or next(parent.iter("p"), None) is not None:
+        return label
+    return parent
+
+
+def _is_furniture(element: lxml.html.HtmlElement) -> bool:
+    if element.tag in FURNITURE_TAGS or "-" in element.tag:
+        return True
+    if any(name.startswith(FURNITURE_ATTRIBUTE_PREFIXES) for name in element.attrib):
+        return True
+    if FURNITURE_CLASSES.intersection(element.get("class", "").split()):
+        return True
+    return element.tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
+
+
+def drop_keeping_tail(element: lxml.html.HtmlElement) -> None:
+    """Remove an element and its children but keep the text that follows it."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    previous = element.getprevious()
+    parent.remove(element)
+    element.tail = None
+    if tail:
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+
+
+def inner_html(root: lxml.html.HtmlElement) -> str:
+    parts = [htmllib.escape(root.text, quote=False)] if root.text else []
+    parts.extend(lxml.html.tostring(child, encoding="unicode") for child in root)
+    return "".join(parts).strip()
+
+
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
+    r"(?:T(?:(?P<hours>\d+(?:[.,]\d+)?)H)?(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?$",
+    re.IGNORECASE,
+)
+
+
+def iso_utc(value: object) -> datetime | None:
+    """An ISO 8601 date-time with an offset as aware UTC; None when missing, broken or without an offset."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+        return None if moment.utcoffset() is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def iso_duration(value: object) -> int | None:
+    """An ISO 8601 duration (PT1M30S) in whole seconds; None when absent, zero or not a duration."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    match = _ISO_DURATION.match(value.strip())
+    if not match or value.strip().upper() in ("P", "PT") or value.strip().upper().endswith("T"):
+        return None
+    factors = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+    total = sum(float(match.group(k).replace(",", ".")) * f for k, f in factors.items() if match.group(k))
+    return round(total) if 0 < total < 10**9 else None
+
+
+def byte_count(value: object) -> int | None:
+    """A positive size in bytes written as an int or a string of digits; None otherwise."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 18:
+        value = int(value.strip())
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def unique(values: Iterable[str]) -> tuple[str, ...]:
+    """Non-empty values, first spelling kept, in order."""
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def joined(names: Iterable[str]) -> str | None:
+    return "、".join(unique(names)) or None
