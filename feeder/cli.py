@@ -173,6 +173,8 @@ def _print_report(report: dict[str, Any]) -> None:
     for s in report["sources"]:
         if s["failure"]:
             click.echo(f"feeder: {s['source']}: {s['failure']}", err=True)
+            for problem in s["problems"]:
+                click.echo(f"feeder: {problem['locator']}: {problem['reason']}", err=True)
             continue
         click.echo(
             f"{s['source']}: {s['new']} new, {s['updated']} updated, {s['unchanged']} unchanged, "

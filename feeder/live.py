@@ -12,6 +12,7 @@ a feed still lists it. Runs inside the refresh's transaction.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -85,13 +86,9 @@ async def _run(poll: _Poll, hosts: dict[str, HostState], progress: Progress | No
         )
         if all(answer is None for answer in answers):
             return "no feed could be read (see the errors)"
-        listed: set[str] = set()
         for url, answer in zip(poll.source.feeds, answers, strict=True):
             if answer is not None and answer.status == 200:
-                listed |= _ingest_feed(poll, url, answer)
-        # a 304 or a failed feed does not say which items it still lists
-        if all(answer is not None and answer.status == 200 for answer in answers):
-            poll.store.mark_left_feeds(poll.source.name, listed)
+                _ingest_feed(poll, url, answer)
         if poll.source.fulltext:
             await _fetch_pages(fetcher, poll, progress)
     return None
@@ -107,12 +104,14 @@ async def _fetch(fetcher: Fetcher, poll: _Poll, url: str, max_bytes: int) -> Fet
     return fetched
 
 
-def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> set[str]:
+def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
+    """Ingest a feed that was read; its listing is replaced only when it parses (a 304, a failed or a broken
+    feed leaves what it listed before)."""
     try:
         items = parse_feed(answer.content, url)
     except ParseError as e:
         poll.problems.append(Problem(url, str(e)))
-        return set()
+        return
     listed = set()
     for item in items:
         try:
@@ -128,7 +127,7 @@ def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> set[str]:
         poll.count(poll.store.upsert(article, poll.source.name))
         poll.store.note_feed_item(article.url, poll.source.name, article.published)
         listed.add(article.url)
-    return listed
+    poll.store.set_feed_listing(url, listed)
 
 
 async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None) -> None:
@@ -165,6 +164,8 @@ def _ingest_page(poll: _Poll, url: str, answer: Fetched | Exception) -> None:
         return
     try:
         page = parse_page(decode_html(answer.content, answer.content_type), url, url)
+        # the entry keeps the URL readers know it by, even if the page now names another (a moved article)
+        page = dataclasses.replace(page, url=url)
         article = normalize(
             page,
             allowed_hosts=poll.config.allowed_hosts,

@@ -76,6 +76,8 @@ def log_report(report: RefreshReport) -> None:
     for s in report.sources:
         if s.failure:
             log.error("%s: poll failed: %s", s.source, s.failure)
+            for problem in s.problems:
+                log.error("%s: %s", problem.locator, problem.reason)
             continue
         log.info(
             "%s: %d new, %d updated, %d unchanged, %d skipped, %d errors (%.2fs)",

@@ -91,6 +91,14 @@ MIGRATIONS: tuple[str, ...] = (
         in_feed INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE feed_items (
+        feed TEXT NOT NULL,
+        url TEXT NOT NULL,
+        PRIMARY KEY (feed, url)
+    ) WITHOUT ROWID;
+    CREATE INDEX feed_items_by_url ON feed_items (url);
+    """,
 )
 
 
@@ -335,21 +343,20 @@ class Store:
         """An article listed by one of the source's feeds now, dated ``feed_date`` there."""
         date = None if feed_date is None else _seconds(feed_date)
         self._db.execute(
-            "INSERT INTO pages (url, source, feed_date, in_feed) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT (url) DO UPDATE SET in_feed = 1,"
+            "INSERT INTO pages (url, source, feed_date) VALUES (?, ?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET"
             " feed_date = max(coalesce(pages.feed_date, 0), coalesce(excluded.feed_date, 0))",
             (url, source, date),
         )
 
-    def mark_left_feeds(self, source: str, listed: set[str]) -> None:
-        """Articles of this source that no feed lists any more: their pages are not retried."""
-        rows = self._db.execute("SELECT url FROM pages WHERE source = ? AND in_feed = 1", (source,)).fetchall()
-        gone = [(url,) for (url,) in rows if url not in listed]
-        self._db.executemany("UPDATE pages SET in_feed = 0 WHERE url = ?", gone)
+    def set_feed_listing(self, feed: str, urls: set[str]) -> None:
+        """What a feed lists now (after it was read and parsed); an article no feed lists is not retried."""
+        self._db.execute("DELETE FROM feed_items WHERE feed = ?", (feed,))
+        self._db.executemany("INSERT INTO feed_items (feed, url) VALUES (?, ?)", [(feed, url) for url in urls])
 
     def adopt_articles_without_pages(self, source: str) -> None:
         """Give every entry this source never saw a page record, so its page is fetched once."""
-        self._db.execute("INSERT OR IGNORE INTO pages (url, source, in_feed) SELECT url, ?, 0 FROM entries", (source,))
+        self._db.execute("INSERT OR IGNORE INTO pages (url, source) SELECT url, ? FROM entries", (source,))
 
     def pages_due(self, source: str, now: datetime, limit: int) -> list[str]:
         """Article pages worth fetching now: never fetched (retried only while listed in a feed), or listed
@@ -357,8 +364,8 @@ class Store:
         rows = self._db.execute(
             "SELECT p.url FROM pages AS p LEFT JOIN entries AS e ON e.url = p.url"
             " WHERE p.source = ? AND (p.next_try IS NULL OR p.next_try <= ?) AND ("
-            "  (p.fetched_for IS NULL AND (p.in_feed = 1 OR p.failures = 0))"
-            "  OR (p.in_feed = 1 AND p.fetched_for < coalesce(p.feed_date, 0)))"
+            "  (p.fetched_for IS NULL AND (p.failures = 0 OR p.url IN (SELECT url FROM feed_items)))"
+            "  OR (p.fetched_for < coalesce(p.feed_date, 0) AND p.url IN (SELECT url FROM feed_items)))"
             " ORDER BY coalesce(e.published, 0) DESC, p.url LIMIT ?",
             (source, _seconds(now), limit),
         ).fetchall()
