@@ -39,6 +39,7 @@ test: lint typecheck unit
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/live.py
 
 clean:
 	rm -rf $(VENV) public state .pytest_cache .mypy_cache .ruff_cache .coverage
