@@ -82,7 +82,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 def run_command(ctx: click.Context, config_path: Path) -> None:
     """Run the service: poll on schedule, serve the output folder, take manual refreshes."""
     _configure_logging(ctx.obj["debug"])
-    Service(load_config(config_path)).run()
+    Service(load_config(config_path), config_path=config_path).run()
 
 
 @main.command("serve")
@@ -182,6 +182,8 @@ def _print_report(report: dict[str, Any]) -> None:
         )
         for problem in s["problems"]:
             click.echo(f"feeder: {problem['locator']}: {problem['reason']}", err=True)
+        if s.get("degraded"):
+            click.echo(f"feeder: {s['source']}: degraded: {s['degraded']}", err=True)
     for path in report["written"]:
         click.echo(f"wrote {_shown(Path(path))}")
     for path in report["unchanged_files"]:

@@ -22,9 +22,11 @@ from feeder.errors import FetchError, ParseError, RetryLater
 from feeder.http import Fetcher, FetchSettings
 from feeder.models import Fetched, HostState, Problem, Progress, SourceReport
 from feeder.normalize import normalize
-from feeder.parse import decode_html, parse_feed, parse_page
+from feeder.parse import decode_html, parse_feed, parse_page, plain_text
 from feeder.store import Outcome, Store
 
+SHORT_BODY = 0.3  # an article body under 30% of the usual length counts as short
+DEGRADED_MIN_PAGES = 3  # pages a poll must read before their bodies can flag the source
 PAGE_RETRY_FIRST = timedelta(minutes=5)
 PAGE_RETRY_CAP = timedelta(hours=6)
 
@@ -38,6 +40,8 @@ class _Poll:
     counts: dict[str, int] = field(default_factory=lambda: {"new": 0, "updated": 0, "unchanged": 0})
     problems: list[Problem] = field(default_factory=list)
     host_waiting: bool = False
+    degraded: list[str] = field(default_factory=list)
+    body_lengths: list[int] = field(default_factory=list)
 
     def count(self, outcome: Outcome) -> None:
         self.counts[outcome] += 1
@@ -75,6 +79,7 @@ def poll_rfi(
         unchanged=poll.counts["unchanged"],
         problems=tuple(poll.problems),
         failure=failure,
+        degraded="; ".join(poll.degraded) or None,
     )
 
 
@@ -112,6 +117,9 @@ def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
     except ParseError as e:
         poll.problems.append(Problem(url, str(e)))
         return
+    before = poll.store.emptied(f"items:{url}", len(items))
+    if before:
+        poll.degraded.append(f"{url} lists no items any more (it listed {before})")
     listed = set()
     for item in items:
         try:
@@ -139,6 +147,7 @@ async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None)
             _ingest_page(poll, url, answer)
         if progress:
             progress(poll.source.name, done, len(due))
+    _check_bodies(poll)
 
 
 async def _fetch_page(fetcher: Fetcher, poll: _Poll, url: str) -> Fetched | Exception | None:
@@ -177,6 +186,23 @@ def _ingest_page(poll: _Poll, url: str, answer: Fetched | Exception) -> None:
         return
     poll.count(poll.store.upsert(article, poll.source.name))
     poll.store.page_fetched(url)
+    poll.body_lengths.append(len(plain_text(page.body_html)) if page.fulltext else 0)
+
+
+def _check_bodies(poll: _Poll) -> None:
+    """Flag the source when most article pages of a poll come without their body, or far shorter than usual."""
+    key = f"usual_body_chars:{poll.source.name}"
+    usual = float(poll.store.setting(key) or 0)
+    short = [n for n in poll.body_lengths if n == 0 or n < SHORT_BODY * usual]
+    if len(poll.body_lengths) >= DEGRADED_MIN_PAGES and 2 * len(short) >= len(poll.body_lengths):
+        poll.degraded.append(
+            f"{len(short)} of {len(poll.body_lengths)} article pages had an empty or unusually short body "
+            f"(usually about {usual:.0f} characters): the site may have changed its markup or be blocking us"
+        )
+    normal = sorted(n for n in poll.body_lengths if n not in short)
+    if normal:
+        median = normal[len(normal) // 2]
+        poll.store.set_setting(key, str(round(median if not usual else 0.8 * usual + 0.2 * median)))
 
 
 def _host_waits(poll: _Poll, error: RetryLater) -> None:

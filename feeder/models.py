@@ -201,6 +201,8 @@ class SourceReport:
     duration: float = 0.0
     recent: int = 0
     """Files modified within pipeline.RECENT_WRITE of the poll: their writer may not be done yet."""
+    degraded: str | None = None
+    """Why the source looks broken though it answered (no items any more, empty article bodies)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,13 +152,14 @@ class _Tally:
     problems: list[Problem] = field(default_factory=list)
 
     recent: int = 0
+    degraded: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
     def report(self, source: str, failure: str | None = None) -> SourceReport:
         elapsed = time.perf_counter() - self.started
         problems = tuple(self.problems)
         counts = (self.new, self.updated, self.unchanged, self.skipped)
-        return SourceReport(source, *counts, problems, failure, elapsed, self.recent)
+        return SourceReport(source, *counts, problems, failure, elapsed, self.recent, self.degraded)
 
 
 def _poll(
@@ -180,6 +181,8 @@ def _poll_seeds(
     except SourceError as e:
         return tally.report(source.name, failure=str(e))
     recent_after = (now - RECENT_WRITE).timestamp() * 1e9
+    before = store.emptied(f"files:{source.name}", len(files))
+    tally.degraded = f"the folder holds no seed files any more (it held {before})" if before else None
     for done, seed in enumerate(files, start=1):
         _ingest_file(seed, source=source, config=config, store=store, now=now, tally=tally)
         tally.recent += seed.mtime_ns > recent_after

@@ -118,11 +118,20 @@ class Schedule:
 
     def __init__(self, refresher: Refresher, intervals: dict[str, timedelta]) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._refresher = refresher
+        self._add_jobs(intervals)
+
+    def replace(self, intervals: dict[str, timedelta]) -> None:
+        """New jobs for a new config (a reload); a poll under way finishes."""
+        self._scheduler.remove_all_jobs()
+        self._add_jobs(intervals)
+
+    def _add_jobs(self, intervals: dict[str, timedelta]) -> None:
         for name, interval in intervals.items():
             self._scheduler.add_job(
                 self._poll,
                 IntervalTrigger(seconds=int(interval.total_seconds()), start_date=ANCHOR + offset_for(name, interval)),
-                args=[refresher, name],
+                args=[self._refresher, name],
                 id=name,
                 name=f"poll {name}",
                 coalesce=True,

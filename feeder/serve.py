@@ -80,6 +80,10 @@ class FileTable:
         self._max_age = max_age
         self._cache: dict[str, tuple[Path, Representation]] = {}
 
+    def forget(self) -> None:
+        """Drop every cached file, so the next request reads it and its headers again."""
+        self._cache.clear()
+
     def lookup(self, target: str) -> Resource | None:
         relative = safe_relative_path(target)
         if relative is None:

@@ -17,14 +17,14 @@ import signal
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from feeder import status
-from feeder.config import Config, SeedsSource
+from feeder.config import Config, SeedsSource, load_config
 from feeder.control import ControlServer
-from feeder.errors import FeederError, ListenError, RefreshAbortedError
+from feeder.errors import ConfigError, FeederError, ListenError, RefreshAbortedError
 from feeder.locks import held
 from feeder.models import Progress, RefreshReport
 from feeder.notify import notify, watchdog_period
@@ -35,6 +35,8 @@ from feeder.store import Store
 
 log = logging.getLogger("feeder")
 
+# Settings a running service cannot take over from a reloaded config.
+RESTART_ONLY = ("output_dir", "state_dir", "server")
 WATCH_PERIOD = 0.5
 RECHECK_DELAY = 1.0
 STOP_GRACE = 20.0
@@ -91,6 +93,8 @@ def log_report(report: RefreshReport) -> None:
         )
         for problem in s.problems:
             log.warning("%s: %s", problem.locator, problem.reason)
+        if s.degraded:
+            log.warning("%s: degraded: %s", s.source, s.degraded)
     for path in report.written:
         log.info("wrote %s", path)
 
@@ -98,12 +102,13 @@ def log_report(report: RefreshReport) -> None:
 class Service:
     """One running feeder: serve, schedule, watch, answer the control socket, obey signals."""
 
-    def __init__(self, config: Config, *, schedule: bool = True) -> None:
+    def __init__(self, config: Config, *, schedule: bool = True, config_path: Path | None = None) -> None:
         self.config = config
+        self.config_path = config_path
         self.refresher = Refresher(self._refresh)
-        intervals = {s.name: s.interval for s in config.sources} if schedule else {}
-        self.schedule = Schedule(self.refresher, intervals)
-        self.server = FileServer(config.output_dir, config.max_age)
+        self.schedule = Schedule(self.refresher, _intervals(config) if schedule else {})
+        # a lambda, not the bound method: after a reload the new config's intervals apply
+        self.server = FileServer(config.output_dir, lambda path: self.config.max_age(path))  # noqa: PLW0108
         self.control = ControlServer(config.state_dir, self._command) if schedule else None
         self._scheduling = schedule
         self._stop = asyncio.Event()
@@ -195,13 +200,37 @@ class Service:
             raise RefreshAbortedError(f"{source}: refresh abandoned at file {done} of {total}: the service is stopping")
 
     def _reload(self) -> None:
-        """SIGHUP (``systemctl reload``): poll every source now. Runs in the loop, not in the signal handler."""
+        """SIGHUP (``systemctl reload``): read the config again, then poll every source now.
+
+        Runs in the loop, not in the signal handler. A config that does not validate is logged and the
+        service keeps running on the one it has.
+        """
         if self._stop.is_set():
             return
         log.info("SIGHUP: refreshing every source")
         notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        if self.config_path is not None:
+            self._reload_config(self.config_path)
         future = self.refresher.request(s.name for s in self.config.sources)
         future.add_done_callback(lambda _: None if self._stop.is_set() else notify("READY=1"))
+
+    def _reload_config(self, path: Path) -> None:
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            log.error("config reload refused; still running on the previous config:")
+            for line in str(e).splitlines():
+                log.error("%s", line)
+            return
+        fixed = {
+            key: getattr(self.config, key) for key in RESTART_ONLY if getattr(new, key) != getattr(self.config, key)
+        }
+        for key in fixed:
+            log.warning("config reload: %s changed; that takes effect at the next restart", key)
+        self.config = new.model_copy(update=fixed)
+        self.schedule.replace(_intervals(self.config))
+        self.server.files.forget()  # cached headers carry Cache-Control from the old intervals
+        log.info("config reloaded from %s", path)
 
     async def _command(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("command")
@@ -232,10 +261,12 @@ class Service:
 
     async def _watch_folders(self) -> None:
         """Poll each seeds folder's own stat twice a second: a new, removed or renamed file shows at once."""
-        folders = {s.name: s.path for s in self.config.sources if isinstance(s, SeedsSource)}
-        last = {name: _folder_stamp(path) for name, path in folders.items()}
+        last: dict[str, tuple[int, int] | None] = {}
         changed: set[str] = set()
         while True:
+            folders = {s.name: s.path for s in self.config.sources if isinstance(s, SeedsSource)}  # may be reloaded
+            for name, path in folders.items():
+                last.setdefault(name, _folder_stamp(path))
             await asyncio.sleep(WATCH_PERIOD)
             settled = set(changed)
             changed.clear()
@@ -255,6 +286,10 @@ class Service:
         while True:
             notify("WATCHDOG=1")
             await asyncio.sleep(period)
+
+
+def _intervals(config: Config) -> dict[str, timedelta]:
+    return {s.name: s.interval for s in config.sources}
 
 
 def serve_only(config: Config) -> None:

@@ -65,6 +65,7 @@ def record(
             "errors": len(s.problems),
             "problems": [{"file": p.locator, "reason": p.reason} for p in s.problems[:PROBLEMS_KEPT]],
             "failure": s.failure,
+            "degraded": s.degraded,
             "polls": int(before.get("polls", 0)) + 1,
             "failed_polls": int(before.get("failed_polls", 0)) + (1 if s.failure else 0),
         }
@@ -127,6 +128,13 @@ def metrics(status: Status) -> str:
                 label,
                 0 if values["failure"] else 1,
             )
+            sample(
+                "feeder_source_degraded",
+                "gauge",
+                "1 if the source answered but looks broken (no items any more, empty article bodies).",
+                label,
+                1 if values.get("degraded") else 0,
+            )
             sample("feeder_source_polls_total", "counter", "Polls since the state was created.", label, values["polls"])
             sample(
                 "feeder_source_failed_polls_total",
@@ -173,6 +181,8 @@ def describe(status: Status) -> list[str]:
             )
         )
         lines.append(f"{source}: last poll {v['last_poll']} ({v['duration_seconds']:.2f}s): {outcome}")
+        if v.get("degraded"):
+            lines.append(f"  DEGRADED: {v['degraded']}")
         lines += [f"  {p['file']}: {p['reason']}" for p in v.get("problems", [])]
         lines.append(f"  next poll: {v.get('next_poll') or 'not scheduled (no daemon running)'}")
     if "entries" in status:

@@ -172,6 +172,14 @@ class Store:
     def set_setting(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
 
+    def emptied(self, key: str, count: int) -> int | None:
+        """Track how many items something yields: when it yields none but yielded some before, how many."""
+        if count:
+            self.set_setting(f"count:{key}", str(count))
+            return None
+        before = self.setting(f"count:{key}")
+        return int(before) if before else None
+
     # Seed files -----------------------------------------------------------
 
     def known_file(self, source: str, path: str) -> KnownFile | None:

@@ -52,6 +52,7 @@ def test_a_report_becomes_plain_json_data() -> None:
                 "failure": None,
                 "duration": 0.5,
                 "recent": 0,
+                "degraded": None,
             }
         ],
         "written": ["/out/rfi-cn.atom"],

@@ -25,6 +25,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import IO
@@ -912,3 +913,37 @@ def test_newsboat_sees_every_entry_once_and_then_only_the_new_one(
     assert len(after) == 4
     assert [row for row in after if row[0] == url] == [(url, "文章4", url)]
     assert newsboat_run("print-unread").strip() == "4 unread articles"
+
+
+# Reloading the config -----------------------------------------------------------------------------------------
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_old_one_when_the_new_is_bad(
+    tmp_path: Path, launch: Callable[..., Daemon]
+) -> None:
+    site = make_site(tmp_path, interval="1m")
+    daemon = launch(site)
+    original = site.config.read_text(encoding="utf-8")
+
+    site.config.write_text(original.replace("interval: 1m", "interval: 2h"), encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    wait_until("the reload", lambda: "config reloaded from" in daemon.log(), 5, daemon)
+    assert fetch(site, f"/{FEED}.atom").headers["cache-control"] == "max-age=7200"
+    document = json.loads(feeder(site, "status", "--json").stdout)
+    next_poll = datetime.strptime(document["sources"]["seeds"]["next_poll"], "%Y-%m-%dT%H:%M:%S%z")
+    assert next_poll - datetime.now(UTC) > timedelta(minutes=5)  # the 2h schedule, not the 1m one
+
+    site.config.write_text(original.replace("interval: 1m", "interval: 90"), encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    wait_until("the refusal", lambda: "config reload refused" in daemon.log(), 5, daemon)
+    assert "sources[0].interval: must be a string" in daemon.log()
+    assert daemon.alive()
+    assert fetch(site, f"/{FEED}.atom").headers["cache-control"] == "max-age=7200"  # still the last good one
+
+    moved = original.replace(f"port: {site.port}", f"port: {free_port()}")
+    site.config.write_text(moved, encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    wait_until(
+        "the warning", lambda: "server changed; that takes effect at the next restart" in daemon.log(), 5, daemon
+    )
+    assert fetch(site, f"/{FEED}.atom").status == 200  # still on the old port
