@@ -177,7 +177,9 @@ class Fetcher:
     def _conclude(self, url: str, answer: _Answer, sent: Validators | None, state: HostState) -> Fetched:
         status = answer.status
         if status in (200, 304):
-            state.failures, state.next_allowed = 0, None
+            state.failures = 0
+            if state.next_allowed is not None and state.next_allowed <= self._now():
+                state.next_allowed = None  # a wait another request was just told to keep still holds
             return self._fetched(url, answer, sent)
         if status in _ASK_TO_WAIT:
             now = self._now()

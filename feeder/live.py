@@ -113,7 +113,7 @@ def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
     """Ingest a feed that was read; its listing is replaced only when it parses (a 304, a failed or a broken
     feed leaves what it listed before)."""
     try:
-        items = parse_feed(answer.content, url)
+        items = parse_feed(answer.content, url, answer.content_type)
     except ParseError as e:
         poll.problems.append(Problem(url, str(e)))
         return

@@ -26,6 +26,7 @@ from feeder.text import collapse_space, xml_safe
 
 TRACKING_PARAMETER = re.compile(r"^(utm_.*|xtor|at_.*|fbclid|gclid)$", re.IGNORECASE)
 EARLIEST_CREDIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+MAX_SECTION_BYTES = 100
 CLOCK_SKEW = timedelta(days=1)
 
 ALLOWED_TAGS = frozenset(
@@ -130,9 +131,21 @@ def sections_of(url: str) -> tuple[str | None, tuple[str, ...]]:
     """Section and categories from a canonical URL: /cn/中国/… → 中国; deeper folders are extra categories."""
     segments = [unquote(s) for s in urlsplit(url).path.split("/") if s]
     if len(segments) >= 3 and segments[0] == "cn":
-        folders = tuple(collapse_space(s) for s in segments[1:-1])
-        return folders[0], folders
+        folders = tuple(collapse_space(xml_safe(s)) for s in segments[1:-1])
+        return (folders[0] if is_section_name(folders[0]) else None), tuple(f for f in folders if f)
     return None, ()
+
+
+def is_section_name(name: str) -> bool:
+    """Whether a URL folder can name a section feed: it becomes a file name (NAME/SECTION.atom), so no
+    separators, control characters or leading dot, and short enough for any filesystem."""
+    return (
+        bool(name)
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\")
+        and all(c.isprintable() for c in name)
+        and len(name.encode()) <= MAX_SECTION_BYTES
+    )
 
 
 def sanitize_html(fragment: str, *, base_url: str | None = None) -> str:

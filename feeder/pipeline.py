@@ -33,7 +33,7 @@ from feeder.models import (
     SeedFile,
     SourceReport,
 )
-from feeder.normalize import normalize
+from feeder.normalize import is_section_name, normalize
 from feeder.parse import parse_seed
 from feeder.publish import publish
 from feeder.render import FORMATS, render_feed, render_index, render_opml
@@ -110,7 +110,7 @@ def _views(feed: FeedConfig, store: Store) -> list[tuple[FeedConfig, str | None]
     """A feed, then (with ``sections``) one feed per section of its entries: NAME/SECTION.atom and so on."""
     views: list[tuple[FeedConfig, str | None]] = [(feed, None)]
     if feed.sections:
-        for section in store.sections(feed.sources):
+        for section in filter(is_section_name, store.sections(feed.sources)):
             title = f"{feed.title} · {section}"
             update = {"name": f"{feed.name}/{section}", "title": title, "description": title, "sections": False}
             views.append((feed.model_copy(update=update), section))

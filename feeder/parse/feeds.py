@@ -22,7 +22,9 @@ from feeder.parse.markup import (
     NS_DC,
     NS_ITUNES,
     NS_MEDIA,
+    XML_DECLARATION,
     byte_count,
+    header_charset,
     iso_utc,
     joined,
     plain_text,
@@ -53,13 +55,17 @@ _ENTITY_REFUSAL = (
 _CLOCK = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+)$")
 
 
-def parse_feed(content: bytes, locator: str) -> list[ParsedArticle]:
+def parse_feed(content: bytes, locator: str, content_type: str | None = None) -> list[ParsedArticle]:
     """The items of an RSS 2.0 (or Atom 1.0) feed, in document order, as lead-only articles (fulltext=False).
 
     Hostile XML is refused, never expanded: a body over MAX_FEED_BYTES is not parsed, and a DOCTYPE that
     declares entities (XXE reading file:///etc/passwd, billion laughs) raises ParseError before lxml sees
     it; the parser is built so that it could not read a file, reach the network or expand an entity anyway
     (lxml 6 refuses both attacks by default too). An item without a link or a title is skipped.
+
+    Bytes that are valid UTF-8 are read as UTF-8 whatever the XML declaration says (a declaration that
+    lies would turn every title and link into mojibake); other bytes by the Content-Type charset, else
+    by the declaration.
     """
     if len(content) > MAX_FEED_BYTES:
         raise ParseError(f"feed refused: {len(content)} bytes is over the {MAX_FEED_BYTES}-byte cap")
@@ -75,7 +81,7 @@ def parse_feed(content: bytes, locator: str) -> list[ParsedArticle]:
         remove_comments=True,
     )
     try:
-        root = lxml.etree.fromstring(content, parser)
+        root = lxml.etree.fromstring(_feed_text(content, content_type), parser)
     except lxml.etree.XMLSyntaxError as e:
         if _HTML_START.match(content[:4096]):
             raise ParseError("an HTML page was served instead of a feed (block or error page?)") from e
@@ -93,6 +99,28 @@ def parse_feed(content: bytes, locator: str) -> list[ParsedArticle]:
     else:
         raise ParseError(f"the root element <{name}> is neither RSS <rss> nor Atom <feed>")
     return [article for article in found if article is not None]
+
+
+def _feed_text(content: bytes, content_type: str | None) -> str | bytes:
+    """The feed as text when its encoding is known here; else the bytes, for lxml to read the declaration."""
+    encoding = "utf-8" if _is_utf8(content) else header_charset(content_type)
+    if encoding is None:
+        return content
+    try:
+        text = content.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return content  # the header is wrong too: the declaration decides, and lxml reports what does not fit
+    return XML_DECLARATION.sub("", text, count=1)  # lxml refuses a str that still declares an encoding
+
+
+def _is_utf8(content: bytes) -> bool:
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _declares_entities(content: bytes) -> bool:

@@ -5,6 +5,7 @@ Pure; lxml is imported only inside the feeder.parse package.
 
 from __future__ import annotations
 
+import codecs
 import html as htmllib
 import re
 from collections.abc import Iterable, Iterator
@@ -184,3 +185,25 @@ def unique(values: Iterable[str]) -> tuple[str, ...]:
 
 def joined(names: Iterable[str]) -> str | None:
     return "、".join(unique(names)) or None
+
+
+HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^"';,\s]+)""", re.IGNORECASE)
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def header_charset(content_type: str | None) -> str | None:
+    """The usable codec a Content-Type header names, if any."""
+    header = HEADER_CHARSET.search(content_type or "")
+    return usable_charset(header.group(1)) if header else None
+
+
+def usable_charset(label: str) -> str | None:
+    """Python's codec for a charset label, None when unknown, not a text encoding or unsafe (UTF-7)."""
+    try:
+        name = codecs.lookup(label.strip()).name
+        b"a".decode(name, errors="replace")  # refuses bytes-to-bytes codecs (base64, zlib); b"" is not checked
+    except (LookupError, ValueError):
+        return None
+    if name in CHARSET_REFUSED:
+        return None
+    return CHARSET_ALIASES.get(name, name)

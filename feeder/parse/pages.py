@@ -14,16 +14,16 @@ from feeder.errors import ParseError
 from feeder.models import Enclosure, ParsedArticle
 from feeder.parse.markup import (
     AUDIO_FORMATS,
-    CHARSET_ALIASES,
-    CHARSET_REFUSED,
     CHARSET_SNIFF_BYTES,
     JSONLD_ARTICLE_TYPES,
     PAGE_BODY_CLASS,
     PAGE_FIELD_CLASSES,
     PAGE_LEAD_CLASS,
     PAGE_MAIN_MEDIA_CLASS,
+    XML_DECLARATION,
     byte_count,
     drop_keeping_tail,
+    header_charset,
     inner_html,
     iso_duration,
     iso_utc,
@@ -31,23 +31,22 @@ from feeder.parse.markup import (
     plain_text,
     remove_furniture,
     unique,
+    usable_charset,
 )
 from feeder.text import collapse_space, xml_safe
 
 # --- article pages: charset --------------------------------------------------------------------------------------
 
-_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^"';,\s]+)""", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:\-]+)""", re.IGNORECASE)
 
 
 def decode_html(content: bytes, content_type: str | None) -> str:
     """An HTML page's text: charset of the Content-Type header if usable, else <meta charset> (or http-equiv)
     in the first 2 KB, else UTF-8. Undecodable bytes become U+FFFD; lxml only ever gets the str."""
-    header = _HEADER_CHARSET.search(content_type or "")
-    encoding = _usable_charset(header.group(1)) if header else None
+    encoding = header_charset(content_type)
     if encoding is None:
         for meta in _META_CHARSET.finditer(content[:CHARSET_SNIFF_BYTES]):
-            encoding = _usable_charset(meta.group(1).decode("ascii"))
+            encoding = usable_charset(meta.group(1).decode("ascii"))
             if encoding is not None:
                 # a page that can declare its charset in ASCII is not UTF-16 or UTF-32 (WHATWG)
                 encoding = "utf-8" if encoding.startswith(("utf-16", "utf-32")) else encoding
@@ -58,21 +57,8 @@ def decode_html(content: bytes, content_type: str | None) -> str:
     return content.decode(encoding, errors="replace").removeprefix("\ufeff")
 
 
-def _usable_charset(label: str) -> str | None:
-    """Python's codec for a charset label, None when unknown, not a text encoding or unsafe (UTF-7)."""
-    try:
-        name = codecs.lookup(label.strip()).name
-        b"a".decode(name, errors="replace")  # refuses bytes-to-bytes codecs (base64, zlib); b"" is not checked
-    except (LookupError, ValueError):
-        return None
-    if name in CHARSET_REFUSED:
-        return None
-    return CHARSET_ALIASES.get(name, name)
-
-
 # --- article pages: RFI ------------------------------------------------------------------------------------------
 
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _CLASS_XPATH = "descendant-or-self::*[contains(concat(' ', normalize-space(@class), ' '), $token)]"
 _KEYWORD_SEPARATOR = re.compile(r"[,，]")
 
@@ -122,7 +108,7 @@ def parse_page(html: str, url: str, locator: str) -> ParsedArticle:
 
 
 def _html_document(html: str) -> lxml.html.HtmlElement:
-    text = _XML_DECLARATION.sub("", xml_safe(html).lstrip("\ufeff"), count=1)
+    text = XML_DECLARATION.sub("", xml_safe(html).lstrip("\ufeff"), count=1)
     if not text.strip():
         raise ParseError("the page is empty")
     try:
