@@ -31,7 +31,9 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ControlError(FeederError):
-    """The daemon was reached but refused or failed the request."""
+    """The daemon could not be reached properly, or refused or failed the request."""
+
+    exit_code = 9
 
 
 def create_token(state_dir: Path) -> str:

@@ -22,7 +22,7 @@ from w3lib.url import canonicalize_url, safe_url_string
 
 from feeder.errors import ParseError
 from feeder.models import Article, Enclosure, ParsedArticle
-from feeder.text import collapse_space, xml_safe
+from feeder.text import collapse_space, without_tag_lookalikes, xml_safe
 
 TRACKING_PARAMETER = re.compile(r"^(utm_.*|xtor|at_.*|fbclid|gclid)$", re.IGNORECASE)
 EARLIEST_CREDIBLE = datetime(1990, 1, 1, tzinfo=UTC)
@@ -82,7 +82,9 @@ def normalize(
     section, folders = sections_of(url)
     categories = tuple(dict.fromkeys([*folders, *(collapse_space(xml_safe(c)) for c in parsed.extra_categories)]))
     categories = tuple(c for c in categories if c)
-    title = xml_safe(parsed.title)
+    title = without_tag_lookalikes(xml_safe(parsed.title))
+    if not title:
+        raise ParseError("the title is empty once markup is taken out")
     lead = xml_safe(collapse_space(parsed.lead))
     image = _safe_image(parsed.image, base_url=url)
     content = sanitize_html(_compose(image, lead, parsed.body_html), base_url=url)

@@ -8,9 +8,11 @@ Every file gets a ``.gz`` sibling for static gzip serving.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from feeder.errors import PublishError
 
 def publish(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path], list[Path]]:
     """Write ``{relative name: bytes}`` under ``output_dir``; return (written, unchanged) paths."""
+    _remove_leftovers(output_dir)
     written: list[Path] = []
     unchanged: list[Path] = []
     for name, data in files.items():
@@ -29,6 +32,20 @@ def publish(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path], l
             write_if_changed(gz, gzip.compress(data, compresslevel=9, mtime=0))
         (written if changed else unchanged).append(path)
     return written, unchanged
+
+
+LEFTOVER_AGE = 60.0  # seconds: a temporary file this old belongs to a publish that was killed
+
+
+def _remove_leftovers(output_dir: Path) -> None:
+    """Delete temporary files left by a publish that was killed before its rename (never served: hidden)."""
+    if not output_dir.is_dir():
+        return
+    cutoff = time.time() - LEFTOVER_AGE
+    for leftover in output_dir.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _is_fresh(gz: Path, source: Path) -> bool:

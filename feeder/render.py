@@ -74,12 +74,12 @@ def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
     fe = fg.add_entry(order="append")
     fe.id(entry.url)
     fe.guid(entry.url, permalink=True)
-    fe.title(xml_safe(entry.title))
+    fe.title(xml_safe(entry.title) or entry.url)  # a feed entry must have a title
     fe.link(href=entry.url)
     fe.published(entry.published)
     fe.updated(entry.updated)
-    if entry.lead:
-        fe.summary(xml_safe(entry.lead))
+    if entry.lead:  # escaped, so readers that take RSS <description> as HTML show it as the text it is
+        fe.summary(html.escape(xml_safe(entry.lead), quote=False), type="html")
     if entry.content_html:
         fe.content(xml_safe(entry.content_html), type="html")
     for term in entry.categories:
@@ -137,7 +137,8 @@ def _json_feed(feed: FeedConfig, entries: Sequence[Entry], base_url: str) -> byt
         "authors": [{"name": feed.author}],
         "items": [_json_item(entry, feed.author) for entry in entries],
     }
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # a lone surrogate (not valid UTF-8) cannot reach here through normalize; it would become "?"
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8", errors="replace")
 
 
 def _json_item(entry: Entry, default_author: str) -> dict[str, object]:

@@ -10,6 +10,7 @@ import re
 # Everything XML 1.0 forbids: C0 controls but tab/LF/CR, surrogates, U+FFFE and U+FFFF.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
+_TAG_LIKE = re.compile(r"<\s*/?\s*[A-Za-z!?][^>]*>")
 
 
 def xml_safe(text: str) -> str:
@@ -20,3 +21,9 @@ def xml_safe(text: str) -> str:
 def collapse_space(text: str) -> str:
     """One space between words, none at the ends (ideographic space included)."""
     return _SPACE.sub(" ", text).strip()
+
+
+def without_tag_lookalikes(text: str) -> str:
+    """Plain text minus anything that looks like a tag (decoded from &lt;…&gt;): to readers that take an RSS
+    title as HTML it would be markup."""
+    return collapse_space(_TAG_LIKE.sub("", text))

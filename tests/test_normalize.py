@@ -452,3 +452,16 @@ def test_the_fully_qualified_host_spelling_is_the_same_article() -> None:
 def test_a_relative_lead_image_resolves_against_the_canonical_url() -> None:
     article = norm(dataclasses.replace(PARSED, image="/relative.jpg", url=PARSED.url.replace("https:", "http:")))
     assert article.image == "https://www.rfi.fr/relative.jpg"
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [("AT&T 与 <b>", "AT&T 与"), ("甲 < 乙", "甲 < 乙"), ("A <img src=x onerror=alert(1)> B", "A B")],
+)
+def test_titles_lose_text_that_looks_like_a_tag(title: str, expected: str) -> None:
+    assert norm(dataclasses.replace(PARSED, title=title)).title == expected
+
+
+def test_a_title_that_is_only_markup_is_refused() -> None:
+    with pytest.raises(ParseError, match="title is empty"):
+        norm(dataclasses.replace(PARSED, title="<script>"))

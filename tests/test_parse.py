@@ -132,7 +132,7 @@ def test_lead_entities_are_decoded_once() -> None:
     [
         ("中美 &amp; 欧盟", "中美 & 欧盟"),
         ("A &amp;amp; B", "A &amp; B"),
-        ("AT&T 与 &lt;b&gt;", "AT&T 与 <b>"),
+        ("AT&T 与 &lt;b&gt;", "AT&T 与 <b>"),  # decoded once (normalize then drops tag lookalikes from titles)
         ("王毅：中美关系已“趋于稳定”", "王毅：中美关系已“趋于稳定”"),
         ('他说 "直到最后"', '他说 "直到最后"'),
         ("<b>欧盟</b>   通过 \t <i>法案</i> ", "欧盟 通过 法案"),

@@ -82,7 +82,7 @@ def parse_feed(content: bytes, locator: str, content_type: str | None = None) ->
     )
     try:
         root = lxml.etree.fromstring(_feed_text(content, content_type), parser)
-    except lxml.etree.XMLSyntaxError as e:
+    except (lxml.etree.XMLSyntaxError, ValueError) as e:  # ValueError: a str with a malformed declaration
         if _HTML_START.match(content[:4096]):
             raise ParseError("an HTML page was served instead of a feed (block or error page?)") from e
         raise ParseError(f"feed is not well-formed XML: {e}") from e

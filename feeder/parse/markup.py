@@ -65,6 +65,17 @@ CHARSET_REFUSED = frozenset({"utf-7", "idna", "punycode", "unicode-escape", "raw
 CHARSET_SNIFF_BYTES = 2048
 
 _TAG = re.compile(r"<[^>]*>")
+RAW_TEXT_TAGS = (
+    "script",
+    "style",
+    "xmp",
+    "title",
+    "textarea",
+    "noembed",
+    "noframes",
+    "iframe",
+    "noscript",
+)
 
 
 def plain_text(markup: str) -> str:
@@ -76,6 +87,8 @@ def plain_text(markup: str) -> str:
     except (lxml.etree.ParserError, ValueError):
         # lxml refuses some character references (&#x1F;): strip tags and decode by hand
         return collapse_space(xml_safe(htmllib.unescape(_TAG.sub("", markup))))
+    for element in root.iter(*RAW_TEXT_TAGS):  # their content is markup-looking text nobody is meant to see
+        element.drop_tree()
     return collapse_space(xml_safe(root.text_content()))
 
 
@@ -128,11 +141,11 @@ def drop_keeping_tail(element: lxml.html.HtmlElement) -> None:
     previous = element.getprevious()
     parent.remove(element)
     element.tail = None
-    if tail:
+    if tail:  # lxml refuses to store text holding a control character that a &#1; reference decoded to
         if previous is not None:
-            previous.tail = (previous.tail or "") + tail
+            previous.tail = xml_safe((previous.tail or "") + tail)
         else:
-            parent.text = (parent.text or "") + tail
+            parent.text = xml_safe((parent.text or "") + tail)
 
 
 def inner_html(root: lxml.html.HtmlElement) -> str:
