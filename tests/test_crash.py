@@ -32,7 +32,7 @@ from typing import IO
 
 import pytest
 
-from tests.builders import CHILD_ENV, config_text, seed_text
+from tests.builders import CHILD_ENV, config_text, free_port, seed_text
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +44,6 @@ FEED = "rfi-cn"
 ATOM = "{http://www.w3.org/2005/Atom}"
 SECTION_PATH = "/cn/%E4%B8%AD%E5%9B%BD/"
 FIRST_SCRAPE_MS = 1704791701000
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def canonical(article: int) -> str:

@@ -6,7 +6,6 @@ import gzip
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from feeder.publish import publish
+from tests.builders import free_port
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 FEEDER = Path(sys.executable).parent / "feeder"
@@ -73,12 +73,6 @@ def test_the_unit_is_notify_with_reload_and_a_watchdog() -> None:
     assert int(settings["WatchdogSec"].rstrip("s")) > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[str]:
     """nginx with deploy/nginx.conf (listen and root adjusted) over a published output folder."""
@@ -86,7 +80,7 @@ def nginx(tmp_path: Path) -> Iterator[str]:
     output = tmp_path / "public"
     publish(output, {"rfi-cn.atom": b"<feed/>" * 100, "rfi-cn.rss": b"<rss/>", "index.html": b"<html></html>"})
     (output / ".rfi-cn.atom.123.tmp").write_bytes(b"half a file")
-    port = _free_port()
+    port = free_port()
     site = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};").replace("listen [::]:80;", "")
     site = site.replace("root /var/www/feeder;", f"root {output};")

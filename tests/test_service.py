@@ -36,7 +36,7 @@ import pytest
 from feeder.config import load_config
 from feeder.models import SeedFile
 from feeder.pipeline import article_from_seed
-from tests.builders import CHILD_ENV, NOW, config_text, run_feeder, seed_text, write_seed
+from tests.builders import CHILD_ENV, NOW, config_text, free_port, run_feeder, seed_text, write_seed
 
 pytestmark = pytest.mark.e2e
 
@@ -54,13 +54,6 @@ BULK_PARAGRAPHS = 40
 
 
 # Sites ------------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (bound once by us, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def article_url(slug: str) -> str:
