@@ -10,13 +10,13 @@ document). A second server on another port plays a foreign host: it must never r
 Every test writes a config.yaml with a seeds source and an rfi source whose origin is the fake RFI, runs the
 real command in a subprocess (tests.builders.run_feeder) and reads public/ back with feedparser. Articles:
 
-    A 长江  中国        main feed + 中国 feed + seed   page_changjiang.html (the full RFI page)
+    A 长江  中国        main feed + 中国 feed + seed   tests/data/rfi/page_article.html (the full RFI page)
     B 北欧  国际        main feed                      page_nordic.html
-    C 上海  中国        main feed + 中国 feed          page_shanghai_two_articles.html (two NewsArticle blocks)
+    C 上海  中国        main feed + 中国 feed          tests/data/rfi/page_two_articles.html (two NewsArticle blocks)
     D 巴黎  法国        main feed + seed               page_paris_museums.html
     E 纪录片 科技与文化  main feed                      page_documentary.html
     F 昆明  中国        中国 feed                      page_kunming_gbk.html (GBK, charset only in <meta>)
-    G 木船  专栏检索     main feed                      page_boats_audio.html (JSON-LD AudioObject)
+    G 木船  专栏检索     main feed                      tests/data/rfi/page_audio.html (JSON-LD AudioObject)
     H 哈尔滨 中国        seed only                      page_harbin.html
 """
 
@@ -84,13 +84,13 @@ RSS = "application/rss+xml; charset=utf-8"
 ROUTES: dict[str, tuple[str, str]] = {
     MAIN_FEED: ("rss_main.xml", RSS),
     CHINA_FEED: ("rss_china.xml", RSS),
-    A: ("page_changjiang.html", HTML),
+    A: ("../rfi/page_article.html", HTML),
     B: ("page_nordic.html", HTML),
-    C: ("page_shanghai_two_articles.html", HTML),
+    C: ("../rfi/page_two_articles.html", HTML),
     D: ("page_paris_museums.html", HTML),
     E: ("page_documentary.html", HTML),
     F: ("page_kunming_gbk.html", "text/html"),
-    G: ("page_boats_audio.html", HTML),
+    G: ("../rfi/page_audio.html", HTML),
     H: ("page_harbin.html", HTML),
 }
 FOREIGN_ROUTES: dict[str, tuple[str, str]] = {
