@@ -143,28 +143,27 @@ async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None)
     due = poll.store.pages_due(poll.source.name, poll.now, poll.source.max_pages)
     answers = await asyncio.gather(*(_fetch_page(fetcher, poll, url) for url in due))
     for done, (url, answer) in enumerate(zip(due, answers, strict=True), start=1):
-        if answer is not None:
-            _ingest_page(poll, url, answer)
+        _ingest_page(poll, url, answer)
         if progress:
             progress(poll.source.name, done, len(due))
     _check_bodies(poll)
 
 
-async def _fetch_page(fetcher: Fetcher, poll: _Poll, url: str) -> Fetched | Exception | None:
+async def _fetch_page(fetcher: Fetcher, poll: _Poll, url: str) -> Fetched | FetchError:
     try:
         fetched = await fetcher.fetch(
             url, validators=poll.store.validators(url), max_bytes=poll.config.http.max_page_bytes
         )
     except FetchError as e:
-        return e
+        return e  # gathered with the others: one page's failure must not cancel the rest
     return fetched
 
 
-def _ingest_page(poll: _Poll, url: str, answer: Fetched | Exception) -> None:
+def _ingest_page(poll: _Poll, url: str, answer: Fetched | FetchError) -> None:
     if isinstance(answer, RetryLater):
         _host_waits(poll, answer)  # not the page's fault: it is tried again once the host may be asked
         return
-    if isinstance(answer, Exception):
+    if isinstance(answer, FetchError):
         _page_failed(poll, url, str(answer))
         return
     poll.store.save_validators(url, answer.validators)

@@ -65,27 +65,22 @@ def refresh(
         _forget_files_if_rules_changed(config, store)
         reports = tuple(_poll(source, config, store, now, progress) for source in polled)
         created = {feed.name: store.feed_created_at(feed.name, now) for feed in config.feeds}
-    files, fingerprints = render_changed(config, store, created)
+    files, fingerprints, names = render_changed(config, store, created)
     written, unchanged = publish(config.output_dir, files)
     with store.transaction():
         for name, fingerprint in fingerprints.items():
             store.set_rendered(name, f"{fingerprint}:{_files_stamp(config, name)}", now)
-    not_rendered = [
-        config.output_dir / f"{name}.{kind}"
-        for feed in config.feeds
-        for name in _names(feed, store)
-        if name not in fingerprints
-        for kind in FORMATS
-    ]
+    not_rendered = [config.output_dir / f"{n}.{kind}" for n in names if n not in fingerprints for kind in FORMATS]
     return RefreshReport(sources=reports, written=tuple(written), unchanged_files=(*not_rendered, *unchanged))
 
 
 def render_changed(
     config: Config, store: Store, created: dict[str, datetime]
-) -> tuple[dict[str, bytes], dict[str, str]]:
+) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
     """The bytes of every feed whose selection, settings or files changed, plus index.html and feeds.opml.
 
-    Returns the files and, per rendered feed, the fingerprint to record once they are published.
+    Returns the files, per rendered feed the fingerprint to record once they are published, and the names
+    of all feeds (section feeds included).
     """
     files: dict[str, bytes] = {}
     fingerprints: dict[str, str] = {}
@@ -103,7 +98,7 @@ def render_changed(
             infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, digest.count))
     files["index.html"] = render_index(infos, config.base_url)
     files["feeds.opml"] = render_opml(infos, config.base_url)
-    return files, fingerprints
+    return files, fingerprints, [info.name for info in infos]
 
 
 def _views(feed: FeedConfig, store: Store) -> list[tuple[FeedConfig, str | None]]:
@@ -124,10 +119,6 @@ def _ttl_minutes(config: Config, feed: FeedConfig) -> int:
 def _fingerprint(config: Config, feed: FeedConfig, digest: FeedDigest, ttl: int) -> str:
     settings = [RENDER_VERSION, config.base_url, feed.model_dump_json(), ttl, digest.rows_sha256]
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
-
-
-def _names(feed: FeedConfig, store: Store) -> list[str]:
-    return [view.name for view, _ in _views(feed, store)]
 
 
 def _files_stamp(config: Config, name: str) -> str:

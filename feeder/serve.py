@@ -64,6 +64,8 @@ class Representation:
     etag: str
     last_modified: int
     headers: bytes
+    validators: bytes = b""
+    """The headers a 304 repeats: ETag, Last-Modified, Cache-Control, Vary."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +129,16 @@ class FileTable:
         digest = hashlib.sha256(body).hexdigest()[:32]
         etag = f'"{digest}-gz"' if encoding else f'"{digest}"'
         last_modified = stamp[0] // 1_000_000_000
-        lines = [
-            f"Content-Type: {content_type(served_as)}",
+        validators = [
             f"ETag: {etag}",
             f"Last-Modified: {formatdate(last_modified, usegmt=True)}",
             f"Cache-Control: max-age={self._max_age(served_as)}",
             "Vary: Accept-Encoding",
         ]
+        lines = [f"Content-Type: {content_type(served_as)}", *validators]
         if encoding:
             lines.append(f"Content-Encoding: {encoding}")
-        headers = "".join(line + "\r\n" for line in lines).encode("latin-1")
-        return Representation(stamp, body, etag, last_modified, headers)
+        return Representation(stamp, body, etag, last_modified, _header_block(lines), _header_block(validators))
 
 
 def content_type(name: str) -> str:
@@ -292,7 +293,7 @@ class HttpProtocol(asyncio.Protocol):
         chosen = resource.gzip if resource.gzip and accepts_gzip(headers.get("accept-encoding", "")) else None
         representation = chosen or resource.plain
         if not_modified(representation, headers):
-            self._send(304, _validators(representation) + connection, b"", head_only=True, close=not keep_alive)
+            self._send(304, representation.validators + connection, b"", head_only=True, close=not keep_alive)
         else:
             headers_out = representation.headers + connection
             self._send(200, headers_out, representation.body, head_only=method == "HEAD", close=not keep_alive)
@@ -387,9 +388,8 @@ def not_modified(representation: Representation, headers: dict[str, str]) -> boo
     return moment.timestamp() >= representation.last_modified
 
 
-def _validators(representation: Representation) -> bytes:
-    keep = (b"ETag:", b"Last-Modified:", b"Cache-Control:", b"Vary:")
-    return b"".join(line + b"\r\n" for line in representation.headers.split(b"\r\n") if line.startswith(keep))
+def _header_block(lines: list[str]) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode("latin-1")
 
 
 class FileServer:
