@@ -9,7 +9,6 @@ import re
 
 # Everything XML 1.0 forbids: C0 controls but tab/LF/CR, surrogates, U+FFFE and U+FFFF.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SPACE = re.compile(r"\s+")
 _TAG_LIKE = re.compile(r"<\s*/?\s*[A-Za-z!?][^>]*>")
 
 
@@ -19,8 +18,10 @@ def xml_safe(text: str) -> str:
 
 
 def collapse_space(text: str) -> str:
-    """One space between words, none at the ends (ideographic space included)."""
-    return _SPACE.sub(" ", text).strip()
+    """One space between words, none at the ends (ideographic space included).
+
+    str.split() and the regular expression \\s agree on what white space is (str.isspace); split is faster."""
+    return " ".join(text.split())
 
 
 def without_tag_lookalikes(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import html as htmllib
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -65,6 +66,9 @@ CHARSET_REFUSED = frozenset({"utf-7", "idna", "punycode", "unicode-escape", "raw
 CHARSET_SNIFF_BYTES = 2048
 
 _TAG = re.compile(r"<[^>]*>")
+_FULL_DOCUMENT = re.compile(r"^\s*<(?:html|!doctype)", re.IGNORECASE)
+_STRING_VALUE = lxml.etree.XPath("string()")
+_parsers = threading.local()
 RAW_TEXT_TAGS = (
     "script",
     "style",
@@ -92,29 +96,63 @@ def plain_text(markup: str) -> str:
     return collapse_space(xml_safe(root.text_content()))
 
 
+def html_fragment(markup: str, wrapper: str) -> lxml.etree._Element:
+    """``markup`` parsed as lxml.html.fragment_fromstring(markup, create_parent=wrapper) parses it, into
+    plain etree elements: lxml.html calls back into Python to choose the class of every element it hands
+    out, which costs more than the parse. ParserError or ValueError when lxml refuses the markup."""
+    if not _FULL_DOCUMENT.match(markup):
+        markup = f"<html><body>{markup}</body></html>"
+    document = lxml.etree.fromstring(markup, _html_parser())
+    if document is None:
+        raise lxml.etree.ParserError("Document is empty")
+    root = lxml.etree.Element(wrapper)
+    body = document.find("body")
+    if body is not None:
+        if body.text and body.text.strip():
+            root.text = body.text
+        root.extend(body)
+    return root
+
+
+def _html_parser() -> lxml.etree.HTMLParser:
+    """One parser per thread: lxml parsers are not to be shared between threads."""
+    parser: lxml.etree.HTMLParser | None = getattr(_parsers, "html", None)
+    if parser is None:
+        parser = _parsers.html = lxml.etree.HTMLParser()
+    return parser
+
+
+def element_text(element: lxml.etree._Element) -> str:
+    """``plain_text`` of an element already parsed and detached (so no tail); drops its raw-text elements."""
+    for inner in element.iter(*RAW_TEXT_TAGS):
+        if inner is not element:
+            drop_keeping_tail(inner)
+    return collapse_space(xml_safe(str(_STRING_VALUE(element))))
+
+
 def paris_to_utc(day: int, month: int, year: int, hour: int, minute: int) -> datetime:
     """A wall-clock time in Paris (as RFI prints it) as an aware UTC datetime."""
     return datetime(year, month, day, hour, minute, tzinfo=PARIS).astimezone(UTC)
 
 
-def remove_furniture(root: lxml.html.HtmlElement) -> None:
+def remove_furniture(root: lxml.etree._Element) -> None:
     """Drop share bars, self-promotion, custom elements and scripts, in place."""
     for element in list(_furniture(root)):
         if element.getparent() is not None:
             drop_keeping_tail(element)
 
 
-def _furniture(root: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
+def _furniture(root: lxml.etree._Element) -> Iterator[lxml.etree._Element]:
     for element in root.iterdescendants():
         if not isinstance(element.tag, str):
             yield element  # comments and processing instructions
         elif _is_furniture(element):
             yield element
-        elif SHARE_LABEL.match(element.text_content()) and len(element) == 0:
+        elif len(element) == 0 and SHARE_LABEL.match(element.text or ""):  # a leaf's text is all its text
             yield _share_block(root, element)
 
 
-def _share_block(root: lxml.html.HtmlElement, label: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+def _share_block(root: lxml.etree._Element, label: lxml.etree._Element) -> lxml.etree._Element:
     """The share bar around a '分享 :' label: its parent, unless that parent holds article text."""
     parent = label.getparent()
     if parent is None or parent is root or next(parent.iter("p"), None) is not None:
@@ -122,17 +160,21 @@ def _share_block(root: lxml.html.HtmlElement, label: lxml.html.HtmlElement) -> l
     return parent
 
 
-def _is_furniture(element: lxml.html.HtmlElement) -> bool:
-    if element.tag in FURNITURE_TAGS or "-" in element.tag:
+def _is_furniture(element: lxml.etree._Element) -> bool:
+    tag = element.tag
+    if tag in FURNITURE_TAGS or "-" in tag:
         return True
-    if any(name.startswith(FURNITURE_ATTRIBUTE_PREFIXES) for name in element.attrib):
+    names = element.keys()
+    if not names:
+        return False
+    if any(str(name).startswith(FURNITURE_ATTRIBUTE_PREFIXES) for name in names):
         return True
     if FURNITURE_CLASSES.intersection(element.get("class", "").split()):
         return True
-    return element.tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
+    return tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
 
 
-def drop_keeping_tail(element: lxml.html.HtmlElement) -> None:
+def drop_keeping_tail(element: lxml.etree._Element) -> None:
     """Remove an element and its children but keep the text that follows it."""
     parent = element.getparent()
     if parent is None:
@@ -148,9 +190,9 @@ def drop_keeping_tail(element: lxml.html.HtmlElement) -> None:
             parent.text = xml_safe((parent.text or "") + tail)
 
 
-def inner_html(root: lxml.html.HtmlElement) -> str:
+def inner_html(root: lxml.etree._Element) -> str:
     parts = [htmllib.escape(root.text, quote=False)] if root.text else []
-    parts.extend(lxml.html.tostring(child, encoding="unicode") for child in root)
+    parts.extend(lxml.etree.tostring(child, method="html", encoding="unicode") for child in root)
     return "".join(parts).strip()
 
 

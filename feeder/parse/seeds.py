@@ -6,11 +6,18 @@ import re
 from datetime import UTC, datetime
 
 import lxml.etree
-import lxml.html
 
 from feeder.errors import ParseError
 from feeder.models import ParsedArticle, RawDocument
-from feeder.parse.markup import drop_keeping_tail, inner_html, paris_to_utc, plain_text, remove_furniture
+from feeder.parse.markup import (
+    drop_keeping_tail,
+    element_text,
+    html_fragment,
+    inner_html,
+    paris_to_utc,
+    plain_text,
+    remove_furniture,
+)
 from feeder.text import xml_safe
 
 _STAMP_LINE = re.compile(r"^\s*<!--\s*(?P<value>.*?)\s*-->\s*$")
@@ -86,7 +93,7 @@ def _skip_separator(lines: list[str]) -> list[str]:
 def _split_article(html: str) -> tuple[datetime | None, str | None, str, str]:
     """Seed HTML → (publication time, lead image, lead text, body HTML without furniture)."""
     try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
+        root = html_fragment(html, "div")
     except (lxml.etree.ParserError, ValueError) as e:
         raise ParseError(f"article HTML cannot be parsed: {e}") from e
     published_at = _take_date(root)
@@ -97,10 +104,10 @@ def _split_article(html: str) -> tuple[datetime | None, str | None, str, str]:
     return published_at, (image_src or "").strip() or None, lead, inner_html(root)
 
 
-def _take_date(root: lxml.html.HtmlElement) -> datetime | None:
+def _take_date(root: lxml.etree._Element) -> datetime | None:
     for child in root:
         if child.tag == "div" and len(child) == 0:
-            match = _PARIS_DATE.match(child.text_content())
+            match = _PARIS_DATE.match(child.text or "")
             if match:
                 drop_keeping_tail(child)
                 day, month, year, hour, minute = (int(g) for g in match.groups())
@@ -111,7 +118,7 @@ def _take_date(root: lxml.html.HtmlElement) -> datetime | None:
     return None
 
 
-def _take_first(root: lxml.html.HtmlElement, tag: str) -> lxml.html.HtmlElement | None:
+def _take_first(root: lxml.etree._Element, tag: str) -> lxml.etree._Element | None:
     """Detach the first top-level element with this tag, if it comes before the body."""
     for child in root:
         if child.tag == tag:
@@ -122,6 +129,6 @@ def _take_first(root: lxml.html.HtmlElement, tag: str) -> lxml.html.HtmlElement 
     return None
 
 
-def _take_lead(root: lxml.html.HtmlElement) -> str:
+def _take_lead(root: lxml.etree._Element) -> str:
     lead = _take_first(root, "p")
-    return plain_text(lxml.html.tostring(lead, encoding="unicode")) if lead is not None else ""
+    return element_text(lead) if lead is not None else ""
