@@ -239,6 +239,6 @@ def _progress_bar() -> Iterator[Progress | None]:
                 return
             if source not in tasks:
                 tasks[source] = bar.add_task(f"reading {source}", total=total)
-            bar.update(tasks[source], completed=done)
+            bar.update(tasks[source], completed=done, total=total)
 
         yield update

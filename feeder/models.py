@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 Progress = Callable[[str, int, int], None]
-"""Called as progress(source name, items done, items in all) while a source is polled; may raise to stop."""
+"""Called as progress(source name, items done, items to do) while a source is polled; may raise to stop.
+
+Items to do are those known so far: a large seeds folder is listed as it is read, so the count grows."""
 
 
 def _check_utc(record: object) -> None:

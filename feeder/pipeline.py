@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from feeder.config import Config, FeedConfig, RfiSource, SeedsSource
@@ -25,17 +25,15 @@ from feeder.models import (
     Article,
     FeedDigest,
     FeedInfo,
-    KnownFile,
     Problem,
     Progress,
-    RawDocument,
     RefreshReport,
     SeedFile,
     SourceReport,
 )
-from feeder.normalize import is_section_name, normalize
-from feeder.parse import parse_seed
+from feeder.normalize import is_section_name
 from feeder.publish import publish
+from feeder.reading import ReadRules, SeedJob, SeedRead, article_from_seed, read_all
 from feeder.render import FORMATS, render_feed, render_index, render_opml
 from feeder.sources import seeds
 from feeder.store import Store
@@ -166,62 +164,62 @@ def _poll(
 def _poll_seeds(
     source: SeedsSource, config: Config, store: Store, now: datetime, progress: Progress | None
 ) -> SourceReport:
+    """Read the files that are new or whose size or mtime moved; the others cost a stat and a lookup."""
     tally = _Tally()
+    listed = _Listing(source, store, tally, now)
+    rules = ReadRules(source.name, frozenset(config.allowed_hosts), now)
     try:
-        files = seeds.scan(source.path)
+        for done, read in enumerate(read_all(listed.jobs(), rules), start=1):
+            _record(read, source, store, tally)
+            if progress:
+                progress(source.name, done, listed.to_read)
     except SourceError as e:
         return tally.report(source.name, failure=str(e))
-    recent_after = (now - RECENT_WRITE).timestamp() * 1e9
-    before = store.emptied(f"files:{source.name}", len(files))
+    before = store.emptied(f"files:{source.name}", listed.count)
     tally.degraded = f"the folder holds no seed files any more (it held {before})" if before else None
-    for done, seed in enumerate(files, start=1):
-        _ingest_file(seed, source=source, config=config, store=store, now=now, tally=tally)
-        tally.recent += seed.mtime_ns > recent_after
-        if progress:
-            progress(source.name, done, len(files))
-    store.forget_files(source.name, keep={_key(source, f) for f in files})
+    if listed.known < store.count_files(source.name):
+        gone = [path for path in store.file_paths(source.name) if not seeds.is_seed(source.path, path)]
+        store.forget_paths(source.name, gone)
+    tally.problems.sort(key=lambda p: p.locator)
     return tally.report(source.name)
 
 
-def _ingest_file(
-    seed: SeedFile, *, source: SeedsSource, config: Config, store: Store, now: datetime, tally: _Tally
-) -> None:
-    key = _key(source, seed)
-    known = store.known_file(source.name, key)
-    if known and (known.size, known.mtime_ns) == (seed.size, seed.mtime_ns):
-        tally.skipped += 1
+class _Listing:
+    """The folder's files, batch by batch, as jobs for those to read; counts what it lists."""
+
+    def __init__(self, source: SeedsSource, store: Store, tally: _Tally, now: datetime) -> None:
+        self.source, self.store, self.tally = source, store, tally
+        self.recent_after = (now - RECENT_WRITE).timestamp() * 1e9
+        self.count = self.known = self.to_read = 0
+
+    def jobs(self) -> Iterator[SeedJob]:
+        folder = self.source.path
+        for batch in seeds.listing(folder):
+            known, changed = self.store.changed_files(self.source.name, batch)
+            self.count += len(batch)
+            self.known += known
+            self.tally.skipped += len(batch) - len(changed)
+            self.tally.recent += sum(1 for _, _, mtime_ns in batch if mtime_ns > self.recent_after)
+            self.to_read += len(changed)
+            stats = {key: (size, mtime_ns) for key, size, mtime_ns in batch} if changed else {}
+            for key, remembered in changed:
+                seed = SeedFile(folder / key, *stats[key])
+                yield SeedJob(seed, key, remembered.sha256 if remembered else None)
+
+
+def _record(read: SeedRead, source: SeedsSource, store: Store, tally: _Tally) -> None:
+    key = read.job.key
+    if read.problem:
+        tally.problems.append(Problem(str(read.job.seed.path), read.problem))
+    if read.seen is None:
         return
-    too_large = seeds.size_problem(seed)
-    if too_large:
-        tally.problems.append(Problem(str(seed.path), too_large))
-        store.remember_file(source.name, key, KnownFile(seed.size, seed.mtime_ns, ""), error=too_large)
+    if read.article is None:
+        store.remember_file(source.name, key, read.seen, error=read.problem)
+        tally.skipped += read.problem is None
         return
-    try:
-        data = seeds.read(seed)
-    except ParseError as e:
-        tally.problems.append(Problem(str(seed.path), str(e)))
-        return
-    seen = KnownFile(seed.size, seed.mtime_ns, hashlib.sha256(data).hexdigest())
-    if known and known.sha256 == seen.sha256:
-        store.remember_file(source.name, key, seen)
-        tally.skipped += 1
-        return
-    try:
-        article = article_from_seed(seed, data, source.name, config, now)
-    except ParseError as e:
-        tally.problems.append(Problem(str(seed.path), str(e)))
-        store.remember_file(source.name, key, seen, error=str(e))
-        return
-    outcome = store.upsert(article, source.name)
+    outcome = store.upsert(read.article, source.name)
     setattr(tally, outcome, getattr(tally, outcome) + 1)
-    store.remember_file(source.name, key, seen, url=article.url)
-
-
-def article_from_seed(seed: SeedFile, data: bytes, source: str, config: Config, now: datetime) -> Article:
-    """Parse and normalize one seed file's bytes (its mtime stands in for a missing scrape time)."""
-    mtime = datetime.fromtimestamp(seed.mtime_ns / 1e9, UTC)
-    document = RawDocument(source=source, locator=str(seed.path), content=data, retrieved_at=mtime)
-    return normalize(parse_seed(document), allowed_hosts=config.allowed_hosts, retrieved_at=mtime, now=now)
+    store.remember_file(source.name, key, read.seen, url=read.article.url)
 
 
 def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, SeedFile | None, Article | Problem]]:
@@ -239,13 +237,10 @@ def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, Se
             try:
                 if too_large:
                     raise ParseError(too_large)
-                yield source, seed, article_from_seed(seed, seeds.read(seed), source.name, config, now)
+                rules = ReadRules(source.name, frozenset(config.allowed_hosts), now)
+                yield source, seed, article_from_seed(seed, seeds.read(seed), rules)
             except ParseError as e:
                 yield source, seed, Problem(str(seed.path), str(e))
-
-
-def _key(source: SeedsSource, seed: SeedFile) -> str:
-    return str(seed.path.relative_to(source.path)) if seed.path.is_relative_to(source.path) else str(seed.path)
 
 
 def _forget_files_if_rules_changed(config: Config, store: Store) -> None:

@@ -1,32 +1,69 @@
 """A seeds folder: list its article files with their stat, and read one.
 
 Filesystem only: no parsing here. Files are ``*.txt`` directly in the folder
-(hidden files and sub-folders are ignored), in name order.
+(hidden files and sub-folders are ignored). A folder is listed in batches, in
+the order the filesystem gives, so a folder of any size is polled without
+holding its whole listing: only ``scan`` (for ``feeder check``) sorts it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from feeder.errors import ParseError, SourceError
 from feeder.models import SeedFile
 
 MAX_SEED_BYTES = 16 * 1024 * 1024
+BATCH = 1000
+
+Listed = tuple[str, int, int]
+"""A seed file as listed: (file name, size, mtime in ns). Plain tuples: a large folder lists fast."""
 
 
-def scan(folder: Path) -> list[SeedFile]:
-    """Every seed file in ``folder``, sorted by name; SourceError if the folder cannot be listed."""
+def listing(folder: Path, batch: int = BATCH) -> Iterator[list[Listed]]:
+    """The folder's seed files in batches of ``batch``; SourceError if the folder cannot be listed."""
+    found: list[Listed] = []
     try:
         with os.scandir(folder) as entries:
-            found = [_seed_file(entry) for entry in entries if _is_seed(entry)]
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".txt") and not name.startswith("."):  # is_seed_name, inlined: 100k calls
+                    listed = _listed(entry)
+                    if listed is not None:
+                        found.append(listed)
+                        if len(found) == batch:
+                            yield found
+                            found = []
     except FileNotFoundError as e:
         raise SourceError(f"{folder}: seeds folder does not exist") from e
     except NotADirectoryError as e:
         raise SourceError(f"{folder}: seeds path is not a folder") from e
     except OSError as e:
         raise SourceError(f"{folder}: cannot list the seeds folder: {e.strerror or e}") from e
-    return sorted((f for f in found if f is not None), key=lambda f: f.path.name)
+    if found:
+        yield found
+
+
+def scan(folder: Path) -> list[SeedFile]:
+    """Every seed file in ``folder``, sorted by name; SourceError if the folder cannot be listed."""
+    files = [seed_file(folder, listed) for batch in listing(folder) for listed in batch]
+    return sorted(files, key=lambda f: f.path.name)
+
+
+def seed_file(folder: Path, listed: Listed) -> SeedFile:
+    name, size, mtime_ns = listed
+    return SeedFile(path=folder / name, size=size, mtime_ns=mtime_ns)
+
+
+def is_seed_name(name: str) -> bool:
+    return name.endswith(".txt") and not name.startswith(".")
+
+
+def is_seed(folder: Path, name: str) -> bool:
+    """Whether ``name`` is (still) a seed file in ``folder``."""
+    return is_seed_name(name) and (folder / name).is_file()
 
 
 def size_problem(seed: SeedFile) -> str | None:
@@ -44,15 +81,11 @@ def read(seed: SeedFile) -> bytes:
         raise ParseError(f"cannot read file: {e.strerror or e}") from e
 
 
-def _is_seed(entry: os.DirEntry[str]) -> bool:
-    return entry.name.endswith(".txt") and not entry.name.startswith(".")
-
-
-def _seed_file(entry: os.DirEntry[str]) -> SeedFile | None:
+def _listed(entry: os.DirEntry[str]) -> Listed | None:
     try:
         if not entry.is_file():
             return None
         stat = entry.stat()
     except OSError:
         return None  # vanished between listing and stat: the next poll sees the folder as it is then
-    return SeedFile(path=Path(entry.path), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    return entry.name, stat.st_size, stat.st_mtime_ns

@@ -1,0 +1,121 @@
+"""Reading seed files in worker processes: the same results as in-process, in order, memory bounded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from feeder.config import Config
+from feeder.models import KnownFile, SeedFile
+from feeder.pipeline import refresh
+from feeder.reading import PARALLEL_FROM, ReadRules, SeedJob, read_all
+from feeder.sources import seeds
+from feeder.store import Store
+from tests.builders import CHINA_URL, NOW, seed_text, seeds_folder, write_seed
+
+RULES = ReadRules("seeds", frozenset({"www.rfi.fr"}), NOW)
+
+
+def broken_count(count: int) -> int:
+    return sum(1 for n in range(count) if n % 7 == 3)
+
+
+def jobs_for(folder: Path, count: int) -> list[SeedJob]:
+    """``count`` seed files, every seventh broken and every fifth a second spelling of an earlier article."""
+    jobs = []
+    for n in range(count):
+        if n % 7 == 3:
+            text = "not a seed file\n"
+        else:
+            url = f"{CHINA_URL}-{n - n % 5}" + ("?xtor=RSS-1" if n % 5 else "")
+            text = seed_text(url, f"标题 {n}", body=f"<p>第{n}段。</p>")
+        path = write_seed(folder, f"{n:04d}.txt", text)
+        jobs.append(SeedJob(SeedFile(path, path.stat().st_size, path.stat().st_mtime_ns), path.name, None))
+    return jobs
+
+
+def test_many_files_are_read_in_worker_processes_with_the_same_results_in_order(tmp_path: Path) -> None:
+    jobs = jobs_for(tmp_path, PARALLEL_FROM + 57)
+    here = list(read_all(jobs, RULES, workers=1))
+    in_workers = list(read_all(jobs, RULES, workers=2))
+    assert in_workers == here
+    assert [read.job.key for read in in_workers] == [job.key for job in jobs]
+    assert sum(read.problem is not None for read in here) == broken_count(len(jobs))
+    assert {read.article.url for read in here if read.article} == {f"{CHINA_URL}-{n}" for n in range(0, len(jobs), 5)}
+
+
+def test_a_file_with_the_bytes_already_read_yields_no_article(tmp_path: Path) -> None:
+    [job] = jobs_for(tmp_path, 1)
+    first = next(read_all([job], RULES))
+    assert first.seen is not None
+    again = next(read_all([SeedJob(job.seed, job.key, first.seen.sha256)], RULES))
+    assert (again.seen, again.article, again.problem) == (first.seen, None, None)
+
+
+def test_an_unreadable_file_is_not_remembered_so_it_is_read_again(tmp_path: Path) -> None:
+    missing = SeedJob(SeedFile(tmp_path / "gone.txt", 10, 1), "gone.txt", None)
+    [read] = read_all([missing], RULES)
+    assert read.seen is None
+    assert read.problem is not None
+    assert "cannot read file" in read.problem
+
+
+def test_stopping_early_stops_the_workers(tmp_path: Path) -> None:
+    reads = read_all(jobs_for(tmp_path, PARALLEL_FROM + 1), RULES, workers=2)
+    assert next(reads).job.key == "0000.txt"
+    reads.close()  # what a refresh abandoned mid-poll does: no worker is left behind, nothing hangs
+
+
+def test_a_large_folder_is_listed_in_batches_and_every_file_once(tmp_path: Path) -> None:
+    for n in range(25):
+        (tmp_path / f"{n:02d}.txt").write_text("x")
+    (tmp_path / ".hidden.txt").write_text("x")
+    (tmp_path / "notes.md").write_text("x")
+    (tmp_path / "folder.txt").mkdir()
+    batches = list(seeds.listing(tmp_path, batch=10))
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert sorted(name for batch in batches for name, _, _ in batch) == [f"{n:02d}.txt" for n in range(25)]
+
+
+def test_a_refresh_of_many_files_counts_each_once_and_then_skips_them(config: Config, store: Store) -> None:
+    folder = seeds_folder(config)
+    jobs_for(folder, PARALLEL_FROM + 10)
+    first = refresh(config, store, NOW).sources[0]
+    broken = broken_count(PARALLEL_FROM + 10)
+    assert (first.new, first.skipped, len(first.problems)) == (len(range(0, PARALLEL_FROM + 10, 5)), 0, broken)
+    assert [p.locator for p in first.problems] == sorted(p.locator for p in first.problems)
+    again = refresh(config, store, NOW).sources[0]
+    assert (again.new, again.updated, again.unchanged, again.skipped) == (0, 0, 0, PARALLEL_FROM + 10)
+
+
+def test_files_gone_from_the_folder_are_forgotten_and_read_again_if_they_return(config: Config, store: Store) -> None:
+    folder = seeds_folder(config)
+    for n in range(3):
+        write_seed(folder, f"{n}.txt", seed_text(f"{CHINA_URL}-{n}"))
+    refresh(config, store, NOW)
+    text = (folder / "1.txt").read_bytes()
+    (folder / "1.txt").unlink()
+    (folder / "2.txt").rename(folder / ".2.txt")
+    assert refresh(config, store, NOW).sources[0].skipped == 1
+    assert store.count_files("seeds") == 1
+    (folder / "1.txt").write_bytes(text)
+    os.utime(folder / "1.txt", ns=(1, 1))
+    back = refresh(config, store, NOW).sources[0]
+    assert (back.skipped, back.unchanged) == (1, 1)  # read again: the same article, so nothing changes
+
+
+@pytest.mark.parametrize("count", [0, 1, 899, 900, 901])
+def test_changed_files_answers_for_any_batch_size(store: Store, count: int) -> None:
+    listed = [(f"{n}.txt", n, n) for n in range(count)]
+    with store.transaction():
+        for name, size, mtime in listed[::2]:
+            store.remember_file("seeds", name, KnownFile(size, mtime, "h"))
+        if count > 1:
+            store.remember_file("seeds", "1.txt", KnownFile(99, 99, "old"))
+    known, changed = store.changed_files("seeds", listed)
+    remembered = len(listed[::2]) + (count > 1)
+    assert known == remembered
+    assert [name for name, _ in changed] == [name for name, _, _ in listed[1::2]]
+    assert [k for _, k in changed][:1] == ([KnownFile(99, 99, "old")] if count > 1 else [])
