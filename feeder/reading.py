@@ -15,6 +15,8 @@ import itertools
 import logging
 import multiprocessing
 import os
+import select
+import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -94,9 +96,7 @@ def read_chunk(jobs: list[SeedJob], rules: ReadRules) -> list[SeedRead]:
     return [read_seed(job, rules) for job in jobs]
 
 
-def read_all(
-    jobs: Iterable[SeedJob], rules: ReadRules, workers: int | None = None
-) -> Generator[SeedRead, None, None]:
+def read_all(jobs: Iterable[SeedJob], rules: ReadRules, workers: int | None = None) -> Generator[SeedRead, None, None]:
     """Read every job, in order: here when there are few, else in ``workers`` processes (one per core)."""
     workers = default_workers() if workers is None else workers
     jobs = iter(jobs)
@@ -112,7 +112,7 @@ def default_workers() -> int:
 
 
 def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iterator[SeedRead]:
-    pool = ProcessPoolExecutor(workers, mp_context=_worker_context())
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_exit_with, initargs=(os.getpid(),))
     in_flight: deque[tuple[Future[list[SeedRead]], list[SeedJob]]] = deque()
     try:
         for chunk in _chunks(jobs, CHUNK):
@@ -127,6 +127,18 @@ def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iter
         yield from (read_seed(job, rules) for job in itertools.chain(left, jobs))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with(pid: int) -> None:
+    """Make this worker exit when process ``pid`` does, even killed: a worker holds both ends of its task
+    pipe (and the forkserver's liveness pipe), so it would otherwise wait for work forever."""
+    watched = os.pidfd_open(pid)
+
+    def wait() -> None:
+        select.select([watched], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait, name=f"exit-with-{pid}", daemon=True).start()
 
 
 def _oldest(in_flight: deque[tuple[Future[list[SeedRead]], list[SeedJob]]]) -> list[SeedRead]:

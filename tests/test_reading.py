@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,48 @@ def test_changed_files_answers_for_any_batch_size(store: Store, count: int) -> N
     assert known == remembered
     assert [name for name, _ in changed] == [name for name, _, _ in listed[1::2]]
     assert [k for _, k in changed][:1] == ([KnownFile(99, 99, "old")] if count > 1 else [])
+
+
+READER = """
+import sys
+from pathlib import Path
+from feeder.models import SeedFile
+from feeder.reading import ReadRules, SeedJob, read_all
+from tests.builders import NOW
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    jobs = [SeedJob(SeedFile(p, p.stat().st_size, 0), p.name, None) for p in sorted(folder.iterdir())]
+    for n, _ in enumerate(read_all(jobs * 50, ReadRules("seeds", frozenset({"www.rfi.fr"}), NOW), workers=2)):
+        if n == 10:
+            print("reading", flush=True)
+"""
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
+    folder = tmp_path / "seeds"
+    jobs_for(folder, PARALLEL_FROM)
+    script = tmp_path / "reader.py"
+    script.write_text(READER)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    with subprocess.Popen([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, env=env) as reader:
+        assert reader.stdout is not None
+        assert reader.stdout.readline() == b"reading\n"
+        helpers = [pid for pid in processes_mentioning(str(tmp_path)) if pid != reader.pid]
+        assert len(helpers) >= 3  # the forkserver and two workers, whose command line names the script's folder
+        reader.kill()
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_mentioning(str(tmp_path)) == []
