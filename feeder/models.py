@@ -20,10 +20,20 @@ Items to do are those known so far: a large seeds folder is listed as it is read
 
 
 def _check_utc(record: object) -> None:
-    for f in dataclasses.fields(record):  # type: ignore[arg-type]
-        value = getattr(record, f.name)
+    for name in _field_names(type(record)):
+        value = getattr(record, name)
         if isinstance(value, datetime) and value.utcoffset() != timedelta(0):
-            raise ValueError(f"{type(record).__name__}.{f.name} must be aware UTC, got {value!r}")
+            raise ValueError(f"{type(record).__name__}.{name} must be aware UTC, got {value!r}")
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(record_type: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(record_type)
+    if names is None:
+        names = _FIELD_NAMES[record_type] = tuple(f.name for f in dataclasses.fields(record_type))
+    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,8 +92,12 @@ def article_from_seed(seed: SeedFile, data: bytes, rules: ReadRules) -> Article:
     return normalize(parse_seed(document), allowed_hosts=rules.allowed_hosts, retrieved_at=mtime, now=rules.now)
 
 
-def read_chunk(jobs: list[SeedJob], rules: ReadRules) -> list[SeedRead]:
-    return [read_seed(job, rules) for job in jobs]
+Outcome = tuple[KnownFile | None, Article | None, str | None]
+"""A SeedRead without its job, as a worker sends it back: the job is not pickled twice."""
+
+
+def read_chunk(jobs: list[SeedJob], rules: ReadRules) -> list[Outcome]:
+    return [(read.seen, read.article, read.problem) for read in (read_seed(job, rules) for job in jobs)]
 
 
 def read_all(jobs: Iterable[SeedJob], rules: ReadRules, workers: int | None = None) -> Generator[SeedRead, None, None]:
@@ -113,7 +117,7 @@ def default_workers() -> int:
 
 def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iterator[SeedRead]:
     pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_exit_with, initargs=(os.getpid(),))
-    in_flight: deque[tuple[Future[list[SeedRead]], list[SeedJob]]] = deque()
+    in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]] = deque()
     try:
         for chunk in _chunks(jobs, CHUNK):
             in_flight.append((pool.submit(read_chunk, chunk, rules), chunk))
@@ -141,11 +145,12 @@ def _exit_with(pid: int) -> None:
     threading.Thread(target=wait, name=f"exit-with-{pid}", daemon=True).start()
 
 
-def _oldest(in_flight: deque[tuple[Future[list[SeedRead]], list[SeedJob]]]) -> list[SeedRead]:
+def _oldest(in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]]) -> list[SeedRead]:
     """The results of the oldest chunk in flight, which stays in flight if its worker died."""
-    results = in_flight[0][0].result()
+    future, chunk = in_flight[0]
+    outcomes = future.result()
     in_flight.popleft()
-    return results
+    return [SeedRead(job, *outcome) for job, outcome in zip(chunk, outcomes, strict=True)]
 
 
 def _chunks(jobs: Iterator[SeedJob], size: int) -> Iterator[list[SeedJob]]:

@@ -9,7 +9,7 @@ import codecs
 import html as htmllib
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -137,19 +137,22 @@ def paris_to_utc(day: int, month: int, year: int, hour: int, minute: int) -> dat
 
 def remove_furniture(root: lxml.etree._Element) -> None:
     """Drop share bars, self-promotion, custom elements and scripts, in place."""
-    for element in list(_furniture(root)):
+    for element in _furniture(root):
         if element.getparent() is not None:
             drop_keeping_tail(element)
 
 
-def _furniture(root: lxml.etree._Element) -> Iterator[lxml.etree._Element]:
+def _furniture(root: lxml.etree._Element) -> list[lxml.etree._Element]:
+    found = []
     for element in root.iterdescendants():
-        if not isinstance(element.tag, str):
-            yield element  # comments and processing instructions
-        elif _is_furniture(element):
-            yield element
+        tag = element.tag
+        if not isinstance(tag, str) or tag in FURNITURE_TAGS or "-" in tag:
+            found.append(element)  # comments and processing instructions too
+        elif element.keys() and _has_furniture_attributes(element):
+            found.append(element)
         elif len(element) == 0 and SHARE_LABEL.match(element.text or ""):  # a leaf's text is all its text
-            yield _share_block(root, element)
+            found.append(_share_block(root, element))
+    return found
 
 
 def _share_block(root: lxml.etree._Element, label: lxml.etree._Element) -> lxml.etree._Element:
@@ -160,18 +163,12 @@ def _share_block(root: lxml.etree._Element, label: lxml.etree._Element) -> lxml.
     return parent
 
 
-def _is_furniture(element: lxml.etree._Element) -> bool:
-    tag = element.tag
-    if tag in FURNITURE_TAGS or "-" in tag:
-        return True
-    names = element.keys()
-    if not names:
-        return False
-    if any(str(name).startswith(FURNITURE_ATTRIBUTE_PREFIXES) for name in names):
+def _has_furniture_attributes(element: lxml.etree._Element) -> bool:
+    if any(str(name).startswith(FURNITURE_ATTRIBUTE_PREFIXES) for name in element.keys()):  # noqa: SIM118
         return True
     if FURNITURE_CLASSES.intersection(element.get("class", "").split()):
         return True
-    return tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
+    return element.tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
 
 
 def drop_keeping_tail(element: lxml.etree._Element) -> None:
