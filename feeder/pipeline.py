@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -44,6 +45,8 @@ PARSER_VERSION = "1"
 RENDER_VERSION = "2"
 # A file modified this recently may still be being written; the service polls again soon.
 RECENT_WRITE = timedelta(seconds=10)
+# Read files are written to the store this many at a time.
+RECORD_BATCH = 64
 
 
 def refresh(
@@ -169,10 +172,13 @@ def _poll_seeds(
     listed = _Listing(source, store, tally, now)
     rules = ReadRules(source.name, frozenset(config.allowed_hosts), now)
     try:
-        for done, read in enumerate(read_all(listed.jobs(), rules), start=1):
-            _record(read, source, store, tally)
-            if progress:
-                progress(source.name, done, listed.to_read)
+        done = 0
+        for reads in _batches(read_all(listed.jobs(), rules), RECORD_BATCH):
+            _record(reads, source, store, tally)
+            for _ in reads:
+                done += 1
+                if progress:
+                    progress(source.name, done, listed.to_read)
     except SourceError as e:
         return tally.report(source.name, failure=str(e))
     before = store.emptied(f"files:{source.name}", listed.count)
@@ -207,19 +213,20 @@ class _Listing:
                 yield SeedJob(seed, key, remembered.sha256 if remembered else None)
 
 
-def _record(read: SeedRead, source: SeedsSource, store: Store, tally: _Tally) -> None:
-    key = read.job.key
-    if read.problem:
-        tally.problems.append(Problem(str(read.job.seed.path), read.problem))
-    if read.seen is None:
-        return
-    if read.article is None:
-        store.remember_file(source.name, key, read.seen, error=read.problem)
-        tally.skipped += read.problem is None
-        return
-    outcome = store.upsert(read.article, source.name)
-    setattr(tally, outcome, getattr(tally, outcome) + 1)
-    store.remember_file(source.name, key, read.seen, url=read.article.url)
+def _record(reads: list[SeedRead], source: SeedsSource, store: Store, tally: _Tally) -> None:
+    """Write what reading a batch of files gave: the articles, and each file as seen."""
+    tally.problems += [Problem(str(read.job.seed.path), read.problem) for read in reads if read.problem]
+    tally.skipped += sum(1 for r in reads if r.seen and r.article is None and r.problem is None)
+    articles = [r.article for r in reads if r.article is not None]
+    for outcome in store.upsert_many(articles, source.name):
+        setattr(tally, outcome, getattr(tally, outcome) + 1)
+    seen = [(r.job.key, r.seen, r.article.url if r.article else None, r.problem) for r in reads if r.seen]
+    store.remember_files(source.name, seen)
+
+
+def _batches(reads: Iterator[SeedRead], size: int) -> Iterator[list[SeedRead]]:
+    while batch := list(itertools.islice(reads, size)):
+        yield batch
 
 
 def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, SeedFile | None, Article | Problem]]:

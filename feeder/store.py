@@ -232,10 +232,14 @@ class Store:
     def remember_file(
         self, source: str, path: str, seen: KnownFile, *, url: str | None = None, error: str | None = None
     ) -> None:
-        self._db.execute(
+        self.remember_files(source, [(path, seen, url, error)])
+
+    def remember_files(self, source: str, files: Iterable[tuple[str, KnownFile, str | None, str | None]]) -> None:
+        """Remember seed files as (path, what was seen, the article's URL, the error) in one statement."""
+        self._db.executemany(
             "INSERT OR REPLACE INTO seed_files (source, path, size, mtime_ns, sha256, url, error)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (source, path, seen.size, seen.mtime_ns, seen.sha256, url, error),
+            ((source, path, seen.size, seen.mtime_ns, seen.sha256, url, error) for path, seen, url, error in files),
         )
 
     def forget_files(self, source: str, keep: set[str] | None = None) -> None:
@@ -245,6 +249,32 @@ class Store:
         self._db.executemany("DELETE FROM seed_files WHERE source = ? AND path = ?", gone)
 
     # Entries --------------------------------------------------------------
+
+    def upsert_many(self, articles: Sequence[Article], source: str) -> list[Outcome]:
+        """``upsert`` of each article in turn, with the articles whose URL is new inserted in one statement."""
+        existing = self._existing_urls([a.url for a in articles])
+        outcomes: list[Outcome] = []
+        fresh: dict[str, Article] = {}
+        for article in articles:
+            if article.url in existing or article.url in fresh:
+                if article.url in fresh:
+                    self._insert_many(fresh.values(), source)
+                    existing.update(fresh)
+                    fresh.clear()
+                outcomes.append(self.upsert(article, source))
+            else:
+                fresh[article.url] = article
+                outcomes.append("new")
+        self._insert_many(fresh.values(), source)
+        return outcomes
+
+    def _existing_urls(self, urls: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(urls), _MAX_PARAMETERS):
+            chunk = urls[start : start + _MAX_PARAMETERS]
+            marks = ", ".join("?" * len(chunk))
+            found.update(url for (url,) in self._db.execute(f"SELECT url FROM entries WHERE url IN ({marks})", chunk))
+        return found
 
     def upsert(self, article: Article, source: str) -> Outcome:
         """Merge one article version into its entry, keyed by canonical URL.
@@ -287,20 +317,13 @@ class Store:
         return "updated"
 
     def _insert(self, a: Article) -> None:
-        published = _seconds(a.published)
-        self._db.execute(
-            "INSERT INTO entries (url, title, section, categories, author, lead, image, content,"
-            " published, updated, version_at, content_hash, fulltext, audio)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                *_content_columns(a),
-                published,
-                max(published, _seconds(a.version_at)),
-                _seconds(a.version_at),
-                a.content_hash,
-                int(a.fulltext),
-                _audio_json(a.audio),
-            ),
+        self._db.execute(_INSERT_ENTRY, _entry_row(a))
+
+    def _insert_many(self, articles: Iterable[Article], source: str) -> None:
+        rows = [_entry_row(a) for a in articles]
+        self._db.executemany(_INSERT_ENTRY, rows)
+        self._db.executemany(
+            "INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", [(row[0], source) for row in rows]
         )
 
     def _replace(self, a: Article, *, published: int, updated: int, categories: list[str], audio: str | None) -> None:
@@ -457,6 +480,20 @@ class Store:
             " ON CONFLICT (name) DO UPDATE SET rendered = excluded.rendered",
             (name, _seconds(now), fingerprint),
         )
+
+
+_INSERT_ENTRY = (
+    "INSERT INTO entries (url, title, section, categories, author, lead, image, content,"
+    " published, updated, version_at, content_hash, fulltext, audio)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _entry_row(a: Article) -> tuple[object, ...]:
+    published = _seconds(a.published)
+    version_at = _seconds(a.version_at)
+    extra = (published, max(published, version_at), version_at, a.content_hash, int(a.fulltext), _audio_json(a.audio))
+    return (*_content_columns(a), *extra)
 
 
 def _content_columns(a: Article) -> tuple[object, ...]:

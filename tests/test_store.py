@@ -225,3 +225,24 @@ def test_published_is_the_precise_time_within_a_minute_else_the_earliest(
         store.upsert(article(published=seed_minute), "seeds")
         store.upsert(article(published=precise), "rfi")
     assert store.entries(["seeds"], 10)[0].published == expected
+
+
+def test_upsert_many_gives_what_upserts_one_by_one_give(tmp_path: Path) -> None:
+    newer = {"version_at": datetime(2024, 1, 10, tzinfo=UTC), "content_html": "<p>新版</p>", "content_hash": "b"}
+    batch = [
+        article("https://www.rfi.fr/cn/a/1"),
+        article("https://www.rfi.fr/cn/a/2"),
+        article("https://www.rfi.fr/cn/a/1", **newer),  # the same URL again within the batch
+        article("https://www.rfi.fr/cn/a/0"),  # already stored
+        article("https://www.rfi.fr/cn/a/2"),
+    ]
+    states = []
+    for name, write in (("one by one", False), ("many", True)):
+        with Store.open(tmp_path / f"{name}.sqlite3") as store, store.transaction():
+            store.upsert(article("https://www.rfi.fr/cn/a/0", **newer), "seeds")
+            outcomes = (
+                store.upsert_many(batch, "seeds") if write else [store.upsert(a, "seeds") for a in batch]
+            )
+            states.append((outcomes, store.entries(["seeds"], 10), store.count_entries()))
+    assert states[0] == states[1]
+    assert states[1][0] == ["new", "new", "updated", "unchanged", "unchanged"]
