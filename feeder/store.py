@@ -129,10 +129,11 @@ class Store:
 
     def _prepare(self, path: Path) -> None:
         try:
+            self._db.execute("PRAGMA page_size = 16384")  # a new database only: an entry (~6 KB) fits in a page
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA cache_size = -32000")
+            self._db.execute("PRAGMA cache_size = -32000")  # KiB: a large first refresh does not spill
             self._migrate()
         except sqlite3.Error as e:
             raise StoreError(f"{path}: cannot prepare the state database: {e}") from e

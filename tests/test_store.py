@@ -246,3 +246,10 @@ def test_upsert_many_gives_what_upserts_one_by_one_give(tmp_path: Path) -> None:
             states.append((outcomes, store.entries(["seeds"], 10), store.count_entries()))
     assert states[0] == states[1]
     assert states[1][0] == ["new", "new", "updated", "unchanged", "unchanged"]
+
+
+def test_a_new_database_has_pages_an_entry_fits_in(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "state.sqlite3"):
+        pass
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+        assert db.execute("PRAGMA page_size").fetchone() == (16384,)
