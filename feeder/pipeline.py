@@ -42,7 +42,7 @@ from feeder.store import Store
 # Bump when parsing or normalizing changes what a seed file yields, so every file is read again.
 PARSER_VERSION = "1"
 # Bump when rendering changes, so every feed is rendered again.
-RENDER_VERSION = "2"
+RENDER_VERSION = "3"
 # A file modified this recently may still be being written; the service polls again soon.
 RECENT_WRITE = timedelta(seconds=10)
 # Read files are written to the store this many at a time.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from feedgen.ext.base import BaseEntryExtension
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
@@ -24,6 +24,8 @@ from feeder.models import Enclosure, Entry, FeedInfo
 from feeder.text import xml_safe
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
 FORMATS = {
     "atom": "application/atom+xml",
     "rss": "application/rss+xml",
@@ -49,8 +51,8 @@ def render_feed(
 
 def _generator(feed: FeedConfig, entries: Sequence[Entry], base_url: str, updated: datetime) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.load_extension("media")
-    fg.load_extension("dc")
+    fg.register_extension("media", _MediaNamespace, _Media)
+    fg.register_extension("dc", _DcNamespace, _Dc, atom=False)
     fg.id(feed_url(base_url, feed.name, "atom"))
     fg.title(xml_safe(feed.title))
     fg.subtitle(xml_safe(feed.description or feed.title))
@@ -86,18 +88,69 @@ def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
         fe.category(term=xml_safe(term))
     author = xml_safe(entry.author or default_author)
     fe.author({"name": author})
-    fe.dc.dc_creator(author)
-    fe.dc.dc_date(entry.updated.strftime("%Y-%m-%dT%H:%M:%SZ"))  # RSS has no element of its own for it
-    if entry.image:
-        fe.media.content({"url": entry.image, "medium": "image"})
-        fe.media.thumbnail({"url": entry.image})
+    fe.media.entry = entry
+    fe.dc.author, fe.dc.updated = author, entry.updated
     if entry.audio:
         fe.register_extension("audio", _AudioEnclosure)
         fe.audio.enclosure = entry.audio
-        medium = {"url": entry.audio.url, "type": entry.audio.type, "medium": "audio"}
-        if entry.audio.duration is not None:
-            medium["duration"] = str(entry.audio.duration)
-        fe.media.content(medium, replace=False)
+
+
+class _MediaNamespace(BaseExtension):  # type: ignore[misc]
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS}
+
+
+class _DcNamespace(BaseExtension):  # type: ignore[misc]
+    def extend_ns(self) -> dict[str, str]:
+        return {"dc": DC_NS}
+
+
+class _Media(BaseEntryExtension):  # type: ignore[misc]
+    """An entry's image and audio as Media RSS, in Atom and RSS.
+
+    Written here rather than by feedgen's media extension, which gives the same elements but walks every field
+    it knows for every entry (with its dc extension, a third of the rendering time).
+    """
+
+    entry: Entry | None = None
+
+    def extend_atom(self, element: Any) -> Any:
+        image, audio = (self.entry.image, self.entry.audio) if self.entry else (None, None)
+        contents = [{"url": image, "medium": "image"}] if image else []
+        if audio:
+            duration = {} if audio.duration is None else {"duration": str(audio.duration)}
+            contents.append({"url": audio.url, "type": audio.type, "medium": "audio", **duration})
+        if contents:
+            group = xml_elem(f"{{{MEDIA_NS}}}group", element)
+            for attributes in contents:
+                _set(xml_elem(f"{{{MEDIA_NS}}}content", group), attributes)
+            if image:
+                _set(xml_elem(f"{{{MEDIA_NS}}}thumbnail", group), {"url": image})
+        return element
+
+    def extend_rss(self, element: Any) -> Any:
+        return self.extend_atom(element)
+
+
+class _Dc(BaseEntryExtension):  # type: ignore[misc]
+    """An RSS item's author and update time as Dublin Core: RSS has no element of its own for either (its
+    <author> must be an e-mail address). Atom has both, so it gets neither."""
+
+    author: str = ""
+    updated: datetime | None = None
+
+    def extend_rss(self, element: Any) -> Any:
+        xml_elem(f"{{{DC_NS}}}creator", element).text = self.author
+        if self.updated is not None:
+            xml_elem(f"{{{DC_NS}}}date", element).text = self.updated.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return element
+
+
+def _set(element: Any, attributes: dict[str, str]) -> None:
+    """Attributes in Media RSS's own order, as feedgen writes them."""
+    for name in ("url", "type", "medium", "duration"):
+        if attributes.get(name):
+            element.set(name, attributes[name])
 
 
 class _AudioEnclosure(BaseEntryExtension):  # type: ignore[misc]
