@@ -26,6 +26,7 @@ from feeder.config import Config, SeedsSource, load_config
 from feeder.control import ControlServer
 from feeder.errors import ConfigError, FeederError, ListenError, RefreshAbortedError
 from feeder.locks import held
+from feeder.memory import release_free_memory
 from feeder.models import Progress, RefreshReport
 from feeder.notify import notify, watchdog_period
 from feeder.pipeline import refresh, state_database
@@ -183,6 +184,7 @@ class Service:
         )
         log_report(report)
         self._poll_again_if_recent(report)
+        release_free_memory()
         return report
 
     def _poll_again_if_recent(self, report: RefreshReport) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import stat
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from feeder.errors import BusyError, FeederError
 from feeder.locks import held
+from feeder.memory import release_free_memory
 from feeder.notify import notify, watchdog_period
 
 TIMEOUT = 3.0
@@ -187,3 +189,7 @@ def test_wait_true_blocks_until_the_holder_releases(tmp_path: Path) -> None:
         thread.join(TIMEOUT)
     assert released_at
     assert got_at >= released_at[0]
+
+
+def test_freed_memory_can_be_returned_to_the_system_on_glibc() -> None:
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
