@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
 import threading
@@ -131,6 +132,16 @@ def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iter
         yield from (read_seed(job, rules) for job in itertools.chain(left, jobs))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stop the forkserver once its workers are gone, so an idle daemon keeps no helper process; the next
+    large poll starts another (a fraction of a second). Python has no public way to do it: without its private
+    one, the forkserver stays, idle."""
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _exit_with(pid: int) -> None:

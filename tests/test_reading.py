@@ -167,3 +167,18 @@ def test_workers_exit_when_the_process_that_started_them_is_killed(tmp_path: Pat
     while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_mentioning(str(tmp_path)) == []
+
+
+def children_running(marker: str) -> list[int]:
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids += [int(pid) for pid in (task / "children").read_text().split()]
+    return [pid for pid in pids if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+
+
+def test_no_helper_process_stays_once_the_files_are_read(tmp_path: Path) -> None:
+    reads = read_all(jobs_for(tmp_path, PARALLEL_FROM), RULES, workers=2)
+    next(reads)
+    assert children_running("forkserver")
+    assert len(list(reads)) == PARALLEL_FROM - 1
+    assert children_running("forkserver") == []
