@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench profile clean
 .DEFAULT_GOAL := run
 
 $(BIN)/python:
@@ -34,12 +34,17 @@ unit: $(VENV)/.installed-dev
 
 test: lint typecheck unit
 
-# Benchmarks print ratios against a floor measured in the same run; never part of `make test`.
-# They need Debian's nginx and wrk: apt-get install nginx-light wrk
+# Benchmarks print one table of figures, each next to a floor measured in the same run; never part of
+# `make test`. They need Debian's nginx-light, wrk and time: apt-get install nginx-light wrk time
+# Options: make bench BENCH_ARGS='--only render --rounds 3' (see python -m bench --help).
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/live.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Where a full refresh of 10 000 new seeds spends its time, by stage, main process and workers (py-spy).
+profile: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) public state .pytest_cache .mypy_cache .ruff_cache .coverage

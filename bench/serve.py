@@ -1,11 +1,10 @@
 """Serving benchmark: feeder's built-in server, aiohttp's web.static and nginx on the same 200 KB feed, under wrk.
 
-Run with `make bench` (needs Debian's nginx and wrk). Every server gets one
-worker process on 127.0.0.1 and serves the same output folder; nginx uses
-deploy/nginx.conf; aiohttp is the fastest Python option tried before the
-built-in server was written. Scenarios alternate between the servers for
-several rounds; the best of each is compared with nginx's and every sample is
-printed. Target: built-in >= 0.25x nginx on 304 responses.
+Run with `make bench` (needs Debian's nginx and wrk), or alone: `.venv/bin/python bench/serve.py`. Every server
+gets one worker process on 127.0.0.1 and serves the same output folder; nginx uses deploy/nginx.conf; aiohttp
+is the fastest Python option tried before the built-in server was written. Scenarios alternate between the
+servers for several rounds; the best of each is compared with nginx's and every sample is printed.
+Target: built-in >= 0.25x nginx on 304 responses; the 200 and gzip rows are for information.
 """
 
 from __future__ import annotations
@@ -13,50 +12,27 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
+if not __package__:  # run as a script: make the bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Figure, Samples, alternate, free_port, synthetic_entries
 from feeder.config import parse_config
-from feeder.models import Entry
 from feeder.publish import publish
 from feeder.render import render_feed
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_304_RATIO = 0.25
 SERVERS = ("feeder", "aiohttp", "nginx")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def synthetic_entries(count: int) -> list[Entry]:
-    start = datetime(2024, 1, 1, tzinfo=UTC)
-    paragraph = "<p>" + "法国国际广播电台中文网报道，这是一段用于测试的正文内容。" * 6 + "</p>"
-    return [
-        Entry(
-            url=f"https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240101-bench-{n}",
-            title=f"基准测试文章 {n}",
-            section="中国",
-            categories=("中国",),
-            author=None,
-            lead="导语" * 40,
-            image=f"https://s.rfi.fr/media/display/bench/w:1280/p:16x9/{n}.jpg",
-            content_html=paragraph * 4,
-            published=start + timedelta(hours=n),
-            updated=start + timedelta(hours=n),
-        )
-        for n in range(count)
-    ]
 
 
 def build_output(folder: Path, port: int) -> tuple[Path, int]:
@@ -137,16 +113,12 @@ def wrk(port: int, headers: dict[str, str], seconds: int, connections: int) -> f
     return float(match.group(1))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=50)
-    args = parser.parse_args()
-    for tool in ("nginx", "wrk"):
-        if not shutil.which(tool):
-            print(f"bench/serve.py needs {tool}: apt-get install nginx-light wrk", file=sys.stderr)
-            return 2
+Headers = Callable[[str], dict[str, str]]
+
+
+@contextmanager
+def running_servers() -> Iterator[tuple[dict[str, int], int]]:
+    """The three servers over one temporary output folder; yields their ports and the feed file's size."""
     with tempfile.TemporaryDirectory(prefix="feeder-bench-") as tmp:
         folder = Path(tmp)
         folder.chmod(0o755)  # nginx's workers run as an unprivileged user
@@ -165,41 +137,104 @@ def main() -> int:
         try:
             for port in ports.values():
                 wait_for(port)
-            print(
-                f"feed file: {size} bytes; wrk -t1 -c{args.connections} -d{args.seconds}s, "
-                f"{args.rounds} rounds alternating, best of each; one worker process per server"
-            )
-            return report(ports, args)
+            yield ports, size
         finally:
             for process in servers.values():
                 process.terminate()
                 process.wait(timeout=10)
 
 
-def report(ports: dict[str, int], args: argparse.Namespace) -> int:
-    scenarios: dict[str, Callable[[str], dict[str, str]]] = {
+def scenarios(ports: dict[str, int]) -> dict[str, Headers]:
+    """Each scenario's request headers, per server (a 304 needs that server's own ETag)."""
+    return {
         "200": lambda server: {},
         "304 (If-None-Match)": lambda server: {"If-None-Match": etag_of(ports[server], gzip=False)},
         "200 gzip": lambda server: {"Accept-Encoding": "gzip"},
     }
-    ratios: dict[str, float] = {}
+
+
+def measure(ports: dict[str, int], rounds: int, seconds: int, connections: int) -> dict[str, Samples]:
+    """Requests per second of every server in every scenario, the servers alternating round after round."""
+
+    def contender(server: str, headers_for: Headers) -> Callable[[], float]:
+        return lambda: wrk(ports[server], headers_for(server), seconds, connections)
+
+    return {
+        name: alternate(rounds, {server: contender(server, headers_for) for server in SERVERS})
+        for name, headers_for in scenarios(ports).items()
+    }
+
+
+def ratio(samples: Samples, server: str) -> float:
+    return samples.best(server, lowest=False) / samples.best("nginx", lowest=False)
+
+
+def to_figures(results: dict[str, Samples]) -> list[Figure]:
+    """feeder against nginx per scenario: the 304 row has the target, the others are for information."""
+    found: list[Figure] = []
+    for name, samples in results.items():
+        checked = name.startswith("304")
+        found.append(
+            Figure(
+                name=f"serve {name}: feeder vs nginx",
+                measured=samples.best("feeder", lowest=False),
+                unit="req/s",
+                target=f"≥ {TARGET_304_RATIO}× nginx" if checked else "— (information)",
+                met=ratio(samples, "feeder") >= TARGET_304_RATIO if checked else True,
+                floor=samples.best("nginx", lowest=False),
+                note=f"aiohttp web.static {samples.best('aiohttp', lowest=False):.0f} req/s, "
+                f"{ratio(samples, 'aiohttp'):.2f}× nginx",
+            )
+        )
+    return found
+
+
+def figures(rounds: int = 3, seconds: int = 3, connections: int = 50) -> list[Figure]:
+    """The serving figures (higher is better: the "floor" column is nginx, the reference to approach)."""
+    with running_servers() as (ports, size):
+        print(describe(size, rounds, seconds, connections))
+        results = measure(ports, rounds, seconds, connections)
+    for name, samples in results.items():
+        samples.show(f"serve {name}", "req/s", digits=0)
+    return to_figures(results)
+
+
+def describe(size: int, rounds: int, seconds: int, connections: int) -> str:
+    return (
+        f"serve: feed file {size} bytes; wrk -t1 -c{connections} -d{seconds}s, "
+        f"{rounds} rounds alternating, best of each; one worker process per server"
+    )
+
+
+def print_report(results: dict[str, Samples]) -> None:
     print(
         f"{'scenario':<22}{'feeder':>9}{'aiohttp':>9}{'nginx':>9}{'feeder/nginx':>14}{'aiohttp/nginx':>15}"
         "   samples req/s (feeder | aiohttp | nginx)"
     )
-    for name, headers_for in scenarios.items():
-        samples: dict[str, list[float]] = {server: [] for server in SERVERS}
-        for _ in range(args.rounds):
-            for server in SERVERS:
-                samples[server].append(wrk(ports[server], headers_for(server), args.seconds, args.connections))
-        best = {server: max(values) for server, values in samples.items()}
-        ratios[name] = best["feeder"] / best["nginx"]
-        shown = " | ".join(" ".join(f"{v:.0f}" for v in samples[server]) for server in SERVERS)
+    for name, samples in results.items():
+        best = {server: samples.best(server, lowest=False) for server in SERVERS}
+        shown = " | ".join(" ".join(f"{v:.0f}" for v in samples.values[server]) for server in SERVERS)
         print(
             f"{name:<22}{best['feeder']:>9.0f}{best['aiohttp']:>9.0f}{best['nginx']:>9.0f}"
-            f"{ratios[name]:>14.2f}{best['aiohttp'] / best['nginx']:>15.2f}   {shown}"
+            f"{ratio(samples, 'feeder'):>14.2f}{ratio(samples, 'aiohttp'):>15.2f}   {shown}"
         )
-    met = ratios["304 (If-None-Match)"] >= TARGET_304_RATIO
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            print(f"bench/serve.py needs {tool}: apt-get install nginx-light wrk", file=sys.stderr)
+            return 2
+    with running_servers() as (ports, size):
+        print(describe(size, args.rounds, args.seconds, args.connections))
+        results = measure(ports, args.rounds, args.seconds, args.connections)
+    print_report(results)
+    met = ratio(results["304 (If-None-Match)"], "feeder") >= TARGET_304_RATIO
     print(f"target: feeder >= {TARGET_304_RATIO}x nginx on 304s: {'met' if met else 'NOT met'}")
     return 0 if met else 1
 

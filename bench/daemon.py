@@ -1,0 +1,265 @@
+"""Daemon memory benchmark: the PSS of a running `feeder run` over 1000 refresh cycles that each change a seed.
+
+Run with `python -m bench --only daemon` (or `python -m bench.daemon --cycles N`). The real daemon runs as a
+child process on a temporary config: a free port on 127.0.0.1, temporary state and output folders, one seeds
+source over 200 synthetic seed files (bench/corpus.py) with a one-day interval, so only our requests refresh.
+Each cycle rewrites one seed file in place as a newer version of its article (scrape time later than any in
+the corpus, one more paragraph), asks the daemon for a refresh over its control socket (one JSON line in, one out)
+and waits for the answer, so the refresh really ingests the file and renders and publishes the feeds again;
+then it reads the PSS of the daemon's process tree.
+
+A leak grows with cycles, not with time, so the floor is the PSS after the first cycle and the figure the PSS
+after the last, and the least-squares slope over the last nine tenths of the cycles shows a slow steady growth
+that a last-versus-first comparison could hide in noise. Rewritten files get a modification time in the past,
+so the daemon does not poll them again as possibly half-written, and are written in place, so the folder
+watcher (which looks at the folder's own time) stays quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figure, Samples, free_port, print_table, slope, tree_pss_kb
+from bench.corpus import write_corpus
+
+SEED_FILES = 200
+CYCLES = 1000
+SAMPLE_EVERY = 100
+GROWTH_SHARE = 1.05  # last <= first x this + GROWTH_SLACK_KB
+GROWTH_SLACK_KB = 2048
+SLOPE_LIMIT_KB = 64  # per 100 cycles
+READY_TIMEOUT = 60.0
+REFRESH_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
+PAST = 2 * 3600  # seconds: rewritten files are dated this long ago, well outside the daemon's "recent write" window
+DAY_MS = 86_400_000
+STAMP = re.compile(rb"\A<!--(\d+)-->")
+
+
+# The daemon ------------------------------------------------------------------------------------------------------
+
+
+def write_config(folder: Path, port: int) -> Path:
+    """A config with one seeds source polled once a day and one feed (with its section feeds) over it."""
+    path = folder / "config.yaml"
+    path.write_text(
+        f"output_dir: public\nstate_dir: state\nbase_url: http://127.0.0.1:{port}/\n"
+        f"server: {{host: 127.0.0.1, port: {port}}}\n"
+        "sources: [{name: seeds, kind: seeds, path: seeds, interval: 1d}]\n"
+        "feeds: [{name: rfi-cn, title: RFI 中文, sources: [seeds]}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def age_files(files: list[Path], seconds: float) -> None:
+    """Date every file ``seconds`` ago: fresh files would look half-written to the daemon and be polled again."""
+    moment = time.time() - seconds
+    for path in files:
+        os.utime(path, (moment, moment))
+
+
+@contextmanager
+def running_daemon(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m feeder run --config CONFIG`, its log in ``log``; stopped with SIGTERM (then killed) on the way out."""
+    with log.open("wb") as sink:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "feeder", "run", "--config", str(config)], stdout=sink, stderr=sink
+        )
+        try:
+            yield daemon
+        finally:
+            if daemon.poll() is None and stop(daemon) is None:
+                daemon.kill()
+                daemon.wait()
+
+
+def stop(daemon: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, as systemd stops it; the exit status, or None when it did not stop within STOP_TIMEOUT."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def request(state_dir: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One control-socket exchange: the message and the token as one JSON line, one JSON line back."""
+    token = (state_dir / "control.token").read_text(encoding="utf-8").strip()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(state_dir / "control.sock"))
+        sock.sendall(json.dumps({**message, "token": token}).encode() + b"\n")
+        with sock.makefile("rb") as reply:
+            answer: dict[str, Any] = json.loads(reply.readline())
+    if "error" in answer:
+        raise RuntimeError(f"the daemon refused {message['command']!r}: {answer['error']}")
+    return answer
+
+
+def wait_ready(daemon: subprocess.Popen[bytes], state_dir: Path, log: Path) -> None:
+    """Until the control socket answers a status request."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {daemon.returncode}:\n{tail(log)}")
+        try:
+            request(state_dir, {"command": "status"}, timeout=5)
+        except (OSError, ValueError):
+            time.sleep(0.1)
+        else:
+            return
+    raise RuntimeError(f"the daemon's control socket did not answer in {READY_TIMEOUT:.0f} s:\n{tail(log)}")
+
+
+def refresh(state_dir: Path) -> dict[str, Any]:
+    """A refresh of the seeds source through the control socket; its report, checked to have taken the change."""
+    report: dict[str, Any] = request(state_dir, {"command": "refresh", "sources": ["seeds"]}, REFRESH_TIMEOUT)["report"]
+    source = report["sources"][0]
+    if source["failure"] or source["problems"]:
+        raise RuntimeError(f"the refresh went wrong: {source['failure'] or source['problems'][:3]}")
+    return report
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+# The cycles ------------------------------------------------------------------------------------------------------
+
+
+def scrape_times(originals: dict[Path, bytes]) -> int:
+    """The latest scrape time of the corpus, in epoch milliseconds."""
+    stamps = [STAMP.match(data) for data in originals.values()]
+    return max(int(match.group(1)) for match in stamps if match)
+
+
+def newer_version(original: bytes, cycle: int, base_ms: int) -> bytes:
+    """The seed file's article scraped ``cycle`` minutes after ``base_ms``, with one more paragraph.
+
+    Later than every scrape of the corpus, so this version is the newest of its article even when the file
+    repeats an article another file holds (one file in ten does).
+    """
+    match = STAMP.match(original)
+    if not match:
+        raise RuntimeError("a corpus file has no scrape time on its first line")
+    body = original[match.end() :].replace(b"</p>", f"</p><p>第 {cycle} 次更新：补充报道。</p>".encode(), 1)
+    return f"<!--{base_ms + cycle * 60_000}-->".encode() + body
+
+
+def rewrite(path: Path, data: bytes, cycle: int, base_time: float) -> None:
+    """Overwrite the file in place (same inode: the folder's own time does not move) and date it in the past."""
+    path.write_bytes(data)
+    moment = base_time + cycle
+    os.utime(path, (moment, moment))
+
+
+@dataclass(frozen=True)
+class Cycles:
+    """The PSS after each cycle (index 0 is cycle 1), in KB, and the refresh times in seconds."""
+
+    pss_kb: list[int]
+    seconds: list[float]
+
+
+def run_cycles(daemon_pid: int, state_dir: Path, files: list[Path], cycles: int) -> Cycles:
+    originals = {path: path.read_bytes() for path in files}
+    base_time = time.time() - PAST
+    base_ms = scrape_times(originals) + DAY_MS
+    pss: list[int] = []
+    seconds: list[float] = []
+    started = time.monotonic()
+    for cycle in range(1, cycles + 1):
+        path = files[cycle % len(files)]
+        rewrite(path, newer_version(originals[path], cycle, base_ms), cycle, base_time)
+        before = time.perf_counter()
+        report = refresh(state_dir)
+        seconds.append(time.perf_counter() - before)
+        if not report["written"] or report["sources"][0]["updated"] + report["sources"][0]["new"] == 0:
+            raise RuntimeError(f"cycle {cycle}: the refresh took no change from {path.name}: {report['sources'][0]}")
+        pss.append(tree_pss_kb(daemon_pid))
+        if cycle == 1 or cycle % SAMPLE_EVERY == 0:
+            print(
+                f"  daemon: cycle {cycle}: PSS {pss[-1] / 1024:.1f} MB ({time.monotonic() - started:.0f} s)", flush=True
+            )
+    return Cycles(pss, seconds)
+
+
+# The figure ------------------------------------------------------------------------------------------------------
+
+
+def growth_slope(pss_kb: list[int]) -> float:
+    """KB per 100 cycles, least squares over cycles N/10..N (the first tenth is the warm-up)."""
+    first = max(len(pss_kb) // 10, 1)
+    cycles = list(range(first, len(pss_kb) + 1))
+    return slope(cycles, [pss_kb[c - 1] for c in cycles]) * 100
+
+
+def figure(result: Cycles, exit_code: int | None) -> Figure:
+    first, last, peak = result.pss_kb[0], result.pss_kb[-1], max(result.pss_kb)
+    trend = growth_slope(result.pss_kb)
+    flat = last <= first * GROWTH_SHARE + GROWTH_SLACK_KB and trend < SLOPE_LIMIT_KB
+    stopped = "stopped cleanly" if exit_code == 0 else f"SIGTERM gave exit status {exit_code}"
+    return Figure(
+        name=f"daemon memory over {len(result.pss_kb)} refresh cycles (PSS)",
+        measured=last / 1024,
+        unit="MB",
+        target=f"≤ first×{GROWTH_SHARE}+{GROWTH_SLACK_KB // 1024} MB, slope < {SLOPE_LIMIT_KB} KB/100",
+        met=flat and exit_code == 0,
+        floor=first / 1024,
+        note=(
+            f"first {first / 1024:.1f} MB, last {last / 1024:.1f} MB, max {peak / 1024:.1f} MB, "
+            f"slope {trend:.1f} KB per 100 cycles; refresh {min(result.seconds) * 1000:.0f}–"
+            f"{max(result.seconds) * 1000:.0f} ms; {stopped}"
+        ),
+    )
+
+
+def figures(cycles: int) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="feeder-bench-daemon-") as tmp:
+        folder = Path(tmp)
+        write_corpus(folder / "seeds", SEED_FILES)
+        files = sorted((folder / "seeds").glob("*.txt"))
+        age_files(files, PAST)
+        config, log, state_dir = write_config(folder, free_port()), folder / "daemon.log", folder / "state"
+        with running_daemon(config, log) as daemon:
+            wait_ready(daemon, state_dir, log)
+            request(state_dir, {"command": "refresh"}, REFRESH_TIMEOUT)  # the start's own refresh is done after it
+            start_mb = tree_pss_kb(daemon.pid) / 1024
+            print(f"daemon: pid {daemon.pid}, {len(files)} seed files, PSS after the start's refresh {start_mb:.1f} MB")
+            result = run_cycles(daemon.pid, state_dir, files, cycles)
+            exit_code = stop(daemon)
+    show(result)
+    return [figure(result, exit_code)]
+
+
+def show(result: Cycles) -> None:
+    samples = Samples()
+    for cycle in [1, *range(SAMPLE_EVERY, len(result.pss_kb) + 1, SAMPLE_EVERY)]:
+        samples.add(f"PSS after cycles 1, {SAMPLE_EVERY}, {2 * SAMPLE_EVERY}, …", result.pss_kb[cycle - 1] / 1024)
+    samples.show("daemon", "MB", digits=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--cycles", type=int, default=CYCLES)
+    args = parser.parse_args()
+    print_table(figures(args.cycles))
+
+
+if __name__ == "__main__":
+    main()

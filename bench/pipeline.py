@@ -1,0 +1,234 @@
+"""Pipeline benchmarks: refreshing synthetic seed folders of 10 000 and 100 000 files, each next to its floor.
+
+- full refresh of 10 000 seeds into an empty state, against reading every file
+  and parsing its HTML with lxml: target 3x;
+- refresh of 100 000 seeds when nothing changed, against os.scandir + stat of
+  the folder: target 3x;
+- peak memory of `feeder refresh` over 100 000 new seeds (sum of PSS over the
+  process and its workers): target 150 MB, and no more at 100 000 than at
+  10 000 beyond the store's page cache.
+
+Every contender runs in a fresh interpreter (`python -m bench.pipeline --child
+...`) that times only the work, after its imports; /usr/bin/time -v gives each
+whole process's wall time and peak RSS. Contenders alternate for several
+rounds; the best sample counts and every sample is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import Figure, ProcessRun, Samples, run_process
+from bench.corpus import folder_bytes, write_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL, LARGE = 10_000, 100_000
+TIME_TARGET = 3.0
+MEMORY_TARGET_MB = 150.0
+STORE_CACHE_MB = 32.0  # PRAGMA cache_size in feeder/store.py: the store may grow by this much
+
+
+def figures(rounds: int) -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="feeder-bench-pipeline-") as tmp:
+        work = Path(tmp)
+        folders = {count: work / f"seeds-{count}" for count in (SMALL, LARGE)}
+        for count, folder in folders.items():
+            started = time.perf_counter()
+            articles = write_corpus(folder, count)
+            print(
+                f"corpus: {count} files ({articles} distinct articles), {folder_bytes(folder) / 1e6:.0f} MB,"
+                f" written in {time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
+        return [
+            full_refresh(folders[SMALL], work, rounds),
+            *peak_memory(folders, work, max(2, rounds // 2)),
+            unchanged_refresh(folders[LARGE], work / f"memory-{LARGE}", rounds),
+        ]
+
+
+def full_refresh(folder: Path, work: Path, rounds: int) -> Figure:
+    samples = Samples()
+    for n in range(rounds):
+        samples.add("floor: read + lxml parse", child("floor-parse", folder)["seconds"])
+        state = work / f"full-{n}"
+        samples.add("feeder: refresh into empty state", child("refresh", folder, state)["seconds"])
+        shutil.rmtree(state)
+    samples.show(f"full refresh of {SMALL} seeds", "s")
+    best = samples.best("feeder: refresh into empty state")
+    floor = samples.best("floor: read + lxml parse")
+    return Figure(
+        f"full refresh, {SMALL} seeds, empty state",
+        best,
+        "s",
+        f"<= {TIME_TARGET:g}x floor (read + lxml)",
+        best <= TIME_TARGET * floor,
+        floor,
+    )
+
+
+def unchanged_refresh(folder: Path, state: Path, rounds: int) -> Figure:
+    samples = Samples()
+    for _ in range(rounds):
+        samples.add("floor: scandir + stat", child("floor-stat", folder)["seconds"])
+        result = child("refresh", folder, state)
+        if result["read"]:
+            raise SystemExit(f"the unchanged refresh read {result['read']} files")
+        samples.add("feeder: refresh, nothing changed", result["seconds"])
+    samples.show(f"refresh of {LARGE} unchanged seeds", "s")
+    best = samples.best("feeder: refresh, nothing changed")
+    floor = samples.best("floor: scandir + stat")
+    return Figure(
+        f"refresh, {LARGE} seeds, nothing changed",
+        best,
+        "s",
+        f"<= {TIME_TARGET:g}x floor (scandir + stat)",
+        best <= TIME_TARGET * floor,
+        floor,
+    )
+
+
+def peak_memory(folders: dict[int, Path], work: Path, rounds: int) -> list[Figure]:
+    """`feeder refresh` (the command a user runs) over each folder into an empty state, whole process."""
+    runs: dict[int, list[ProcessRun]] = {SMALL: [], LARGE: []}
+    for _ in range(rounds):
+        for count, folder in folders.items():
+            state = work / f"memory-{count}"
+            shutil.rmtree(state, ignore_errors=True)
+            runs[count].append(feeder_refresh(folder, state))
+    for count, samples in runs.items():
+        for run in samples:
+            print(
+                f"  feeder refresh, {count} new seeds: {run.seconds:.2f} s wall, peak PSS (tree)"
+                f" {run.peak_pss_mb:.1f} MB, max RSS (largest process) {run.max_rss_mb:.1f} MB",
+                flush=True,
+            )
+    small = min(r.peak_pss_mb for r in runs[SMALL])
+    large = min(r.peak_pss_mb for r in runs[LARGE])
+    largest_rss = min(r.max_rss_mb for r in runs[LARGE])
+    return [
+        Figure(
+            f"peak memory, full refresh of {LARGE} seeds (PSS, tree)",
+            large,
+            "MB",
+            f"<= {MEMORY_TARGET_MB:g} MB",
+            large <= MEMORY_TARGET_MB,
+            note=f"largest single process (max RSS, /usr/bin/time -v): {largest_rss:.1f} MB",
+        ),
+        Figure(
+            f"peak memory at {LARGE} vs {SMALL} seeds (PSS, tree)",
+            large,
+            "MB",
+            f"<= {SMALL // 1000}k + {STORE_CACHE_MB:g} MB cache",
+            large <= small + STORE_CACHE_MB,
+            floor=small,
+        ),
+    ]
+
+
+def feeder_refresh(folder: Path, state: Path) -> ProcessRun:
+    config = write_config(folder, state)
+    run = run_process([sys.executable, "-m", "feeder", "refresh", "--config", str(config)], cwd=ROOT)
+    if run.exit_code != 0:
+        raise SystemExit(f"feeder refresh failed ({run.exit_code}):\n{run.output[-3000:]}")
+    return run
+
+
+def child(mode: str, folder: Path, state: Path | None = None) -> dict[str, float]:
+    """Run one contender in a fresh interpreter; its own timing comes back as JSON on stdout."""
+    command = [sys.executable, "-m", "bench.pipeline", "--child", mode, str(folder)]
+    run = run_process([*command, str(state)] if state else command, cwd=ROOT)
+    if run.exit_code != 0:
+        raise SystemExit(f"{mode} failed ({run.exit_code}):\n{run.output[-3000:]}")
+    result: dict[str, float] = json.loads(run.output.splitlines()[0])
+    print(
+        f"    {mode} {folder.name}: {result['seconds']:.3f} s timed, {run.seconds:.2f} s whole process,"
+        f" max RSS {run.max_rss_mb:.0f} MB, peak PSS {run.peak_pss_mb:.0f} MB",
+        flush=True,
+    )
+    return result
+
+
+def write_config(folder: Path, state: Path) -> Path:
+    state.mkdir(parents=True, exist_ok=True)
+    config = state / "config.yaml"
+    config.write_text(
+        f"output_dir: {state / 'public'}\n"
+        f"state_dir: {state / 'state'}\n"
+        "base_url: http://127.0.0.1:8080/\n"
+        "allowed_hosts: [www.rfi.fr]\n"
+        f"sources:\n  - {{name: seeds, kind: seeds, path: {folder}}}\n"
+        "feeds:\n"
+        "  - {name: rfi-cn, title: RFI 中文, description: RFI, sources: [seeds], max_entries: 200,"
+        " sections: true}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+# In the child process ------------------------------------------------------------------------------------------
+
+
+def floor_parse(folder: Path) -> float:
+    import lxml.html  # noqa: PLC0415 - the floor imports only what it uses
+
+    started = time.perf_counter()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            with open(entry.path, "rb") as f:  # noqa: PTH123 - the cheapest way to read, as the floor should be
+                lxml.html.fromstring(f.read())
+    return time.perf_counter() - started
+
+
+def floor_stat(folder: Path) -> float:
+    started = time.perf_counter()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            entry.stat()
+    return time.perf_counter() - started
+
+
+def timed_refresh(folder: Path, state: Path) -> dict[str, float]:
+    from feeder.config import load_config  # noqa: PLC0415
+    from feeder.pipeline import refresh, state_database  # noqa: PLC0415
+    from feeder.store import Store  # noqa: PLC0415
+
+    config = load_config(write_config(folder, state))
+    with Store.open(state_database(config)) as store:
+        started = time.perf_counter()
+        report = refresh(config, store, datetime.now(UTC))
+        seconds = time.perf_counter() - started
+    seeds = report.sources[0]
+    if seeds.failure or seeds.problems:
+        raise SystemExit(f"refresh went wrong: {seeds.failure or seeds.problems[:3]}")
+    return {"seconds": seconds, "read": seeds.new + seeds.updated + seeds.unchanged}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--child", choices=("floor-parse", "floor-stat", "refresh"))
+    parser.add_argument("paths", nargs="*", type=Path)
+    args = parser.parse_args()
+    if args.child == "floor-parse":
+        print(json.dumps({"seconds": floor_parse(args.paths[0])}))
+    elif args.child == "floor-stat":
+        print(json.dumps({"seconds": floor_stat(args.paths[0])}))
+    elif args.child == "refresh":
+        print(json.dumps(timed_refresh(args.paths[0], args.paths[1])))
+    else:
+        from bench.common import print_table  # noqa: PLC0415
+
+        print_table(figures(args.rounds))
+
+
+if __name__ == "__main__":
+    main()
