@@ -240,9 +240,7 @@ def test_upsert_many_gives_what_upserts_one_by_one_give(tmp_path: Path) -> None:
     for name, write in (("one by one", False), ("many", True)):
         with Store.open(tmp_path / f"{name}.sqlite3") as store, store.transaction():
             store.upsert(article("https://www.rfi.fr/cn/a/0", **newer), "seeds")
-            outcomes = (
-                store.upsert_many(batch, "seeds") if write else [store.upsert(a, "seeds") for a in batch]
-            )
+            outcomes = store.upsert_many(batch, "seeds") if write else [store.upsert(a, "seeds") for a in batch]
             states.append((outcomes, store.entries(["seeds"], 10), store.count_entries()))
     assert states[0] == states[1]
     assert states[1][0] == ["new", "new", "updated", "unchanged", "unchanged"]
