@@ -169,6 +169,7 @@ def _poll_seeds(
 ) -> SourceReport:
     """Read the files that are new or whose size or mtime moved; the others cost a stat and a lookup."""
     tally = _Tally()
+    remembered = store.count_files(source.name)
     listed = _Listing(source, store, tally, now)
     rules = ReadRules(source.name, frozenset(config.allowed_hosts), now)
     try:
@@ -183,7 +184,7 @@ def _poll_seeds(
         return tally.report(source.name, failure=str(e))
     before = store.emptied(f"files:{source.name}", listed.count)
     tally.degraded = f"the folder holds no seed files any more (it held {before})" if before else None
-    if listed.known < store.count_files(source.name):
+    if listed.known < remembered:  # some remembered file was not listed: find which, and forget it
         gone = [path for path in store.file_paths(source.name) if not seeds.is_seed(source.path, path)]
         store.forget_paths(source.name, gone)
     tally.problems.sort(key=lambda p: p.locator)

@@ -182,3 +182,18 @@ def test_no_helper_process_stays_once_the_files_are_read(tmp_path: Path) -> None
     assert children_running("forkserver")
     assert len(list(reads)) == PARALLEL_FROM - 1
     assert children_running("forkserver") == []
+
+
+def test_a_refresh_that_only_adds_files_does_not_look_for_deleted_ones(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = seeds_folder(config)
+    write_seed(folder, "0.txt", seed_text(f"{CHINA_URL}-0"))
+    refresh(config, store, NOW)
+    write_seed(folder, "1.txt", seed_text(f"{CHINA_URL}-1"))
+
+    def walked(source: str) -> None:
+        raise AssertionError("walked every remembered file although none was deleted")
+
+    monkeypatch.setattr(store, "file_paths", walked)
+    assert refresh(config, store, NOW).sources[0].new == 1
