@@ -18,6 +18,7 @@ import multiprocessing.forkserver
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,6 +38,7 @@ PARALLEL_FROM = 200
 """Files to read in one poll from which worker processes pay for themselves."""
 CHUNK = 32
 MAX_WORKERS = 4
+POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +149,36 @@ def _stop_forkserver() -> None:
 def _exit_with(pid: int) -> None:
     """Make this worker exit when process ``pid`` does, even killed: a worker holds both ends of its task
     pipe (and the forkserver's liveness pipe), so it would otherwise wait for work forever."""
-    watched = os.pidfd_open(pid)
 
     def wait() -> None:
-        select.select([watched], [], [])
+        wait_until_gone(pid)
         os._exit(1)
 
     threading.Thread(target=wait, name=f"exit-with-{pid}", daemon=True).start()
+
+
+def wait_until_gone(pid: int, *, use_pidfd: bool = True) -> None:
+    """Return once process ``pid`` has ended: woken by a pidfd, or where there is none (a kernel before 5.3, a
+    seccomp filter) by looking once a second."""
+    try:
+        watched = os.pidfd_open(pid) if use_pidfd else None
+    except OSError:
+        watched = None
+    if watched is not None:
+        select.select([watched], [], [])
+        return
+    while _running(pid):
+        time.sleep(POLL_SECONDS)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _oldest(in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]]) -> list[SeedRead]:

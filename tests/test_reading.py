@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from feeder import reading
 from feeder.config import Config
 from feeder.models import KnownFile, SeedFile
 from feeder.pipeline import refresh
@@ -197,3 +199,18 @@ def test_a_refresh_that_only_adds_files_does_not_look_for_deleted_ones(
 
     monkeypatch.setattr(store, "file_paths", walked)
     assert refresh(config, store, NOW).sources[0].new == 1
+
+
+@pytest.mark.parametrize("use_pidfd", [True, False])
+def test_a_worker_learns_that_its_parent_ended_with_or_without_a_pidfd(
+    use_pidfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "POLL_SECONDS", 0.01)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"]) as parent:
+        reaper = threading.Thread(target=parent.wait)  # as systemd would: a zombie still counts as running
+        reaper.start()
+        started = time.monotonic()
+        reading.wait_until_gone(parent.pid, use_pidfd=use_pidfd)
+        assert time.monotonic() - started >= 0.2  # it waited for the end
+        reaper.join(timeout=5)
+        assert parent.returncode == 0
