@@ -58,21 +58,12 @@ def figures(rounds: int) -> list[Figure]:
 def full_refresh(folder: Path, work: Path, rounds: int) -> Figure:
     samples = Samples()
     for n in range(rounds):
-        samples.add("floor: read + lxml parse", child("floor-parse", folder)["seconds"])
+        samples.add("floor: read + lxml", child("floor-parse", folder)["seconds"])
         state = work / f"full-{n}"
         samples.add("feeder: refresh into empty state", child("refresh", folder, state)["seconds"])
         shutil.rmtree(state)
     samples.show(f"full refresh of {SMALL} seeds", "s")
-    best = samples.best("feeder: refresh into empty state")
-    floor = samples.best("floor: read + lxml parse")
-    return Figure(
-        f"full refresh, {SMALL} seeds, empty state",
-        best,
-        "s",
-        f"<= {TIME_TARGET:g}x floor (read + lxml)",
-        best <= TIME_TARGET * floor,
-        floor,
-    )
+    return time_figure(samples, f"full refresh, {SMALL} seeds, empty state", "read + lxml")
 
 
 def unchanged_refresh(folder: Path, state: Path, rounds: int) -> Figure:
@@ -84,16 +75,15 @@ def unchanged_refresh(folder: Path, state: Path, rounds: int) -> Figure:
             raise SystemExit(f"the unchanged refresh read {result['read']} files")
         samples.add("feeder: refresh, nothing changed", result["seconds"])
     samples.show(f"refresh of {LARGE} unchanged seeds", "s")
-    best = samples.best("feeder: refresh, nothing changed")
-    floor = samples.best("floor: scandir + stat")
-    return Figure(
-        f"refresh, {LARGE} seeds, nothing changed",
-        best,
-        "s",
-        f"<= {TIME_TARGET:g}x floor (scandir + stat)",
-        best <= TIME_TARGET * floor,
-        floor,
-    )
+    return time_figure(samples, f"refresh, {LARGE} seeds, nothing changed", "scandir + stat")
+
+
+def time_figure(samples: Samples, name: str, floor_name: str) -> Figure:
+    """The best feeder sample against the best sample of ``floor: {floor_name}``."""
+    feeder = next(label for label in samples.values if label.startswith("feeder: "))
+    best, floor = samples.best(feeder), samples.best(f"floor: {floor_name}")
+    target = f"<= {TIME_TARGET:g}x floor ({floor_name})"
+    return Figure(name, best, "s", target, best <= TIME_TARGET * floor, floor)
 
 
 def peak_memory(folders: dict[int, Path], work: Path, rounds: int) -> list[Figure]:

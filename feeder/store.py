@@ -188,12 +188,6 @@ class Store:
 
     # Seed files -----------------------------------------------------------
 
-    def known_file(self, source: str, path: str) -> KnownFile | None:
-        row = self._db.execute(
-            "SELECT size, mtime_ns, sha256 FROM seed_files WHERE source = ? AND path = ?", (source, path)
-        ).fetchone()
-        return None if row is None else KnownFile(size=row[0], mtime_ns=row[1], sha256=row[2])
-
     def changed_files(
         self, source: str, listed: Sequence[tuple[str, int, int]]
     ) -> tuple[int, list[tuple[str, KnownFile | None]]]:
@@ -230,11 +224,6 @@ class Store:
     def forget_paths(self, source: str, paths: Iterable[str]) -> None:
         self._db.executemany("DELETE FROM seed_files WHERE source = ? AND path = ?", ((source, p) for p in paths))
 
-    def remember_file(
-        self, source: str, path: str, seen: KnownFile, *, url: str | None = None, error: str | None = None
-    ) -> None:
-        self.remember_files(source, [(path, seen, url, error)])
-
     def remember_files(self, source: str, files: Iterable[tuple[str, KnownFile, str | None, str | None]]) -> None:
         """Remember seed files as (path, what was seen, the article's URL, the error) in one statement."""
         self._db.executemany(
@@ -243,11 +232,9 @@ class Store:
             ((source, path, seen.size, seen.mtime_ns, seen.sha256, url, error) for path, seen, url, error in files),
         )
 
-    def forget_files(self, source: str, keep: set[str] | None = None) -> None:
-        """Forget the seed files of a source, all of them or those not in ``keep``."""
-        rows = self._db.execute("SELECT path FROM seed_files WHERE source = ?", (source,)).fetchall()
-        gone = [(source, path) for (path,) in rows if keep is None or path not in keep]
-        self._db.executemany("DELETE FROM seed_files WHERE source = ? AND path = ?", gone)
+    def forget_files(self, source: str) -> None:
+        """Forget every seed file of a source, so the next poll reads each again."""
+        self._db.execute("DELETE FROM seed_files WHERE source = ?", (source,))
 
     # Entries --------------------------------------------------------------
 

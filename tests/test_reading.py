@@ -115,10 +115,11 @@ def test_files_gone_from_the_folder_are_forgotten_and_read_again_if_they_return(
 def test_changed_files_answers_for_any_batch_size(store: Store, count: int) -> None:
     listed = [(f"{n}.txt", n, n) for n in range(count)]
     with store.transaction():
-        for name, size, mtime in listed[::2]:
-            store.remember_file("seeds", name, KnownFile(size, mtime, "h"))
+        store.remember_files(
+            "seeds", [(name, KnownFile(size, mtime, "h"), None, None) for name, size, mtime in listed[::2]]
+        )
         if count > 1:
-            store.remember_file("seeds", "1.txt", KnownFile(99, 99, "old"))
+            store.remember_files("seeds", [("1.txt", KnownFile(99, 99, "old"), None, None)])
     known, changed = store.changed_files("seeds", listed)
     remembered = len(listed[::2]) + (count > 1)
     assert known == remembered

@@ -150,17 +150,17 @@ def test_sqlite_errors_inside_a_transaction_become_store_errors(store: Store) ->
 
 def test_seed_files_are_remembered_and_forgotten(store: Store) -> None:
     seen = KnownFile(size=10, mtime_ns=5, sha256="abc")
+    listed = [("a.txt", 10, 5), ("b.txt", 10, 5)]
     with store.transaction():
-        store.remember_file("seeds", "a.txt", seen, url="https://www.rfi.fr/cn/a/1")
-        store.remember_file("seeds", "b.txt", seen, error="empty")
-        store.remember_file("other", "a.txt", seen)
-        store.forget_files("seeds", keep={"a.txt"})
-    assert store.known_file("seeds", "a.txt") == seen
-    assert store.known_file("seeds", "b.txt") is None
+        store.remember_files("seeds", [("a.txt", seen, "https://www.rfi.fr/cn/a/1", None), ("b.txt", seen, None, "x")])
+        store.remember_files("other", [("a.txt", seen, None, None)])
+        store.forget_paths("seeds", ["b.txt"])
+    assert store.changed_files("seeds", listed) == (1, [("b.txt", None)])
+    assert list(store.file_paths("seeds")) == ["a.txt"]
     with store.transaction():
         store.forget_files("seeds")
-    assert store.known_file("seeds", "a.txt") is None
-    assert store.known_file("other", "a.txt") == seen
+    assert store.changed_files("seeds", listed) == (0, [("a.txt", None), ("b.txt", None)])
+    assert store.changed_files("other", listed[:1]) == (1, [])
 
 
 def test_a_feed_keeps_its_creation_time(store: Store) -> None:
