@@ -244,6 +244,7 @@ class Service:
         unknown = sorted(set(names) - {s.name for s in self.config.sources})
         if unknown:
             return {"error": f"unknown source(s): {', '.join(unknown)}"}
+        log.info("refresh of %s requested over the control socket", ", ".join(names))
         future: Future[RefreshReport] = self.refresher.request(names)
         try:
             report = await asyncio.wrap_future(future)

@@ -457,7 +457,7 @@ def test_temporary_files_of_a_killed_publish_are_removed_by_the_next_run(tmp_pat
 
 # A `feeder refresh` waiting on a daemon that is killed --------------------------------------------------------------
 
-BULK_FILES = 3000  # enough that the first poll takes about a second here
+BULK_FILES = 5000  # enough that the first poll (in worker processes) takes over a second here
 BULK_BODY = "".join(f"<p>第{k}段正文，内容稍长一些，用来让第一次轮询慢下来。</p>" for k in range(40))
 
 
@@ -476,7 +476,7 @@ def test_a_refresh_waiting_on_a_killed_daemon_fails_in_one_line_and_nothing_is_l
     wait_until("serving", daemon.serving, START_TIMEOUT, daemon, "busy daemon")
     client = start_refresh(site)  # asks while the first poll runs: queued behind it
     processes.append(client)
-    time.sleep(0.6)
+    wait_until("the request", lambda: "requested over the control socket" in daemon.log(), 30, daemon, "busy daemon")
     assert " seeds: " not in daemon.log(), "the first poll ended before the kill: make it slower"
     daemon.kill()
     out, err = client.communicate(timeout=60)
