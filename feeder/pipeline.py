@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from feeder.config import Config, FeedConfig, RfiSource, SeedsSource
-from feeder.errors import ParseError, SourceError
+from feeder.errors import SourceError
 from feeder.live import poll_rfi
 from feeder.models import (
     Article,
@@ -34,7 +34,7 @@ from feeder.models import (
 )
 from feeder.normalize import is_section_name
 from feeder.publish import publish
-from feeder.reading import ReadRules, SeedJob, SeedRead, article_from_seed, read_all
+from feeder.reading import ReadRules, SeedJob, SeedRead, read_all, read_seed
 from feeder.render import FORMATS, render_feed, render_index, render_opml
 from feeder.sources import seeds
 from feeder.store import Store
@@ -208,10 +208,8 @@ class _Listing:
             self.tally.skipped += len(batch) - len(changed)
             self.tally.recent += sum(1 for _, _, mtime_ns in batch if mtime_ns > self.recent_after)
             self.to_read += len(changed)
-            stats = {key: (size, mtime_ns) for key, size, mtime_ns in batch} if changed else {}
-            for key, remembered in changed:
-                seed = SeedFile(folder / key, *stats[key])
-                yield SeedJob(seed, key, remembered.sha256 if remembered else None)
+            for listed, remembered in changed:
+                yield SeedJob(seeds.seed_file(folder, listed), listed[0], remembered.sha256 if remembered else None)
 
 
 def _record(reads: list[SeedRead], source: SeedsSource, store: Store, tally: _Tally) -> None:
@@ -240,15 +238,10 @@ def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, Se
         except SourceError as e:
             yield source, None, Problem(source.name, str(e))
             continue
+        rules = ReadRules(source.name, frozenset(config.allowed_hosts), now)
         for seed in files:
-            too_large = seeds.size_problem(seed)
-            try:
-                if too_large:
-                    raise ParseError(too_large)
-                rules = ReadRules(source.name, frozenset(config.allowed_hosts), now)
-                yield source, seed, article_from_seed(seed, seeds.read(seed), rules)
-            except ParseError as e:
-                yield source, seed, Problem(str(seed.path), str(e))
+            read = read_seed(SeedJob(seed, seed.path.name, None), rules)
+            yield source, seed, read.article or Problem(str(seed.path), read.problem or "")
 
 
 def _forget_files_if_rules_changed(config: Config, store: Store) -> None:

@@ -190,27 +190,29 @@ class Store:
 
     def changed_files(
         self, source: str, listed: Sequence[tuple[str, int, int]]
-    ) -> tuple[int, list[tuple[str, KnownFile | None]]]:
+    ) -> tuple[int, list[tuple[tuple[str, int, int], KnownFile | None]]]:
         """Of these (path, size, mtime_ns) of a source's files, how many are remembered, and those whose
-        size or mtime is not the remembered one, with what is remembered of them (None: a new file).
+        size or mtime is not the remembered one, each with what is remembered of it (None: a new file).
 
         One query per few hundred files, answering only with the files that changed: a large folder where
         nothing changed costs a stat and a B-tree lookup per file."""
         known = 0
-        changed: list[tuple[str, KnownFile | None]] = []
+        changed: list[tuple[tuple[str, int, int], KnownFile | None]] = []
         step = _MAX_PARAMETERS // 3
         for start in range(0, len(listed), step):
             chunk = listed[start : start + step]
             values = ", ".join("(?, ?, ?)" for _ in chunk)
             rows = self._db.execute(
                 f"WITH listed (path, size, mtime_ns) AS (VALUES {values})"
-                " SELECT l.path, f.path IS NOT NULL, f.size, f.mtime_ns, f.sha256 FROM listed AS l"
+                " SELECT l.path, l.size, l.mtime_ns, f.path IS NOT NULL, f.size, f.mtime_ns, f.sha256 FROM listed AS l"
                 " LEFT JOIN seed_files AS f ON f.source = ? AND f.path = l.path"
                 " WHERE f.path IS NULL OR f.size != l.size OR f.mtime_ns != l.mtime_ns",
                 (*itertools.chain.from_iterable(chunk), source),
             ).fetchall()
-            known += len(chunk) - sum(1 for row in rows if not row[1])
-            changed += [(path, KnownFile(size, mtime, sha) if seen else None) for path, seen, size, mtime, sha in rows]
+            known += len(chunk) - sum(1 for row in rows if not row[3])
+            changed += [
+                ((path, size, mtime), KnownFile(*row) if seen else None) for path, size, mtime, seen, *row in rows
+            ]
         return known, changed
 
     def count_files(self, source: str) -> int:

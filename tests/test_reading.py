@@ -123,7 +123,7 @@ def test_changed_files_answers_for_any_batch_size(store: Store, count: int) -> N
     known, changed = store.changed_files("seeds", listed)
     remembered = len(listed[::2]) + (count > 1)
     assert known == remembered
-    assert [name for name, _ in changed] == [name for name, _, _ in listed[1::2]]
+    assert [file for file, _ in changed] == listed[1::2]
     assert [k for _, k in changed][:1] == ([KnownFile(99, 99, "old")] if count > 1 else [])
 
 

@@ -155,11 +155,11 @@ def test_seed_files_are_remembered_and_forgotten(store: Store) -> None:
         store.remember_files("seeds", [("a.txt", seen, "https://www.rfi.fr/cn/a/1", None), ("b.txt", seen, None, "x")])
         store.remember_files("other", [("a.txt", seen, None, None)])
         store.forget_paths("seeds", ["b.txt"])
-    assert store.changed_files("seeds", listed) == (1, [("b.txt", None)])
+    assert store.changed_files("seeds", listed) == (1, [(("b.txt", 10, 5), None)])
     assert list(store.file_paths("seeds")) == ["a.txt"]
     with store.transaction():
         store.forget_files("seeds")
-    assert store.changed_files("seeds", listed) == (0, [("a.txt", None), ("b.txt", None)])
+    assert store.changed_files("seeds", listed) == (0, [(("a.txt", 10, 5), None), (("b.txt", 10, 5), None)])
     assert store.changed_files("other", listed[:1]) == (1, [])
 
 
