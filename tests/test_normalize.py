@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from w3lib.url import canonicalize_url
 
+from feeder import normalize as normalize_module
 from feeder.errors import ParseError
 from feeder.models import Article, ParsedArticle, RawDocument
 from feeder.normalize import canonical_url, content_hash, normalize, sanitize_html, sections_of
@@ -134,6 +139,68 @@ def test_urls_off_rfi_or_broken_are_refused(url: str, message: str) -> None:
 def test_an_empty_allowlist_refuses_everything() -> None:
     with pytest.raises(ParseError, match="not in allowed_hosts"):
         canonical_url(CANONICAL, ())
+
+
+# The shortcuts for URLs already in canonical form must give what the general case gives, for any URL: the URLs
+# drawn are plain but for at most one odd piece, so that many take a shortcut and the rest only just miss it.
+PLAIN_PIECES = ["a", "Z", "0", "-", "_", "~", ".", "%E4", "%B8%AD", "w:1280", "p:16x9", "A-b", "xn--"]
+ODD_PIECES = [
+    "..", "%", "%e4", "%41", "%2F", "%3F", "%25", "%7e", "中国", "é", ":", "@", "!", "$", "*", "+", ",", "=", ";",
+    "&", "'", "(", "[", "|", "^", "`", "{", " ", "\t", "\\", "?", "#", "/", "//", "?a=1", "#x",
+]  # fmt: skip
+PLAIN_HOSTS = ["www.rfi.fr", "s.rfi.fr", "127.0.0.1", "a-b.example"]
+ODD_HOSTS = ["WWW.rfi.fr", "www.rfi.fr.", "rfi.fr", "0x7f.1", "www.rfi.fr:443", "www.rfi.fr:8080", "user@www.rfi.fr",
+             "xn--rfi-xxx.fr", "[::1]", ""]  # fmt: skip
+ANY_HOSTS = ("www.rfi.fr", "127.0.0.1", "0x7f.1", "a-b.example", "s.rfi.fr", "xn--rfi-xxx.fr")
+
+
+@st.composite
+def urls(draw: st.DrawFn) -> str:
+    segments = draw(st.lists(st.lists(st.sampled_from(PLAIN_PIECES), min_size=1, max_size=4), max_size=5))
+    pieces = [piece for segment in segments for piece in ["/", *segment]]
+    odd = draw(st.sampled_from(["", "scheme", "host", "end", "piece"]))
+    if odd == "piece" and pieces:
+        pieces.insert(draw(st.integers(0, len(pieces))), draw(st.sampled_from(ODD_PIECES)))
+    scheme = draw(st.sampled_from(["HTTP", "ftp"] if odd == "scheme" else ["https", "http"]))
+    host = draw(st.sampled_from(ODD_HOSTS if odd == "host" else PLAIN_HOSTS))
+    end = draw(st.sampled_from(["/", "?", "?a=1", "#x", "/.."])) if odd == "end" else ""
+    return f"{scheme}://{host}{''.join(pieces)}{end}"
+
+
+def canonical_or_error(url: str, canonical: Callable[[str, tuple[str, ...]], str]) -> str:
+    try:
+        return canonical(url, ANY_HOSTS)
+    except ParseError as e:
+        return f"ParseError: {e}"
+
+
+@settings(max_examples=2000)
+@given(urls())
+@example("https://www.rfi.fr" + CANONICAL[18:])
+@example("https://www.rfi.fr/cn/%E4%B8%AD/./x")
+@example("https://www.rfi.fr/cn/%E4%B8%AD/../x")
+@example("https://127.0.0.1/a")
+def test_the_shortcut_for_canonical_urls_agrees_with_the_general_case(url: str) -> None:
+    assert canonical_or_error(url, canonical_url) == canonical_or_error(url, normalize_module._canonical_url)
+
+
+def test_rfi_article_urls_take_the_shortcut() -> None:
+    assert normalize_module._PLAIN_URL.fullmatch(CANONICAL)
+    assert canonicalize_url(CANONICAL) == CANONICAL
+
+
+@settings(max_examples=2000)
+@given(urls())
+@example("https://s.rfi.fr/media/display/cd613e30d8f16adf91b7584a2265b1f5/w:1280/p:16x9/c386bbc4.jpg")
+@example("https://s.rfi.fr/a/./b.jpg")
+def test_the_shortcut_for_plain_image_urls_agrees_with_the_general_case(url: str) -> None:
+    shortcut = normalize_module._safe_image(url, base_url=CANONICAL)
+    assert shortcut == normalize_module._resolved_image(url, base_url=CANONICAL)
+
+
+def test_rfi_image_urls_take_the_shortcut() -> None:
+    image = "https://s.rfi.fr/media/display/cd613e30d8f16adf91b7584a2265b1f5/w:1280/p:16x9/c386bbc4.jpg"
+    assert normalize_module._PLAIN_ABSOLUTE_URL.fullmatch(image)
 
 
 # --- sections_of ------------------------------------------------------------------------------------------
