@@ -116,7 +116,9 @@ def canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
     return _canonical_url(raw, allowed_hosts)
 
 
-_PLAIN_URL = re.compile(r"https?://(?P<host>[a-z0-9]+(?:[.-][a-z0-9]+)*)(?P<path>(?:/(?:[\w~.-]|%[89A-F][0-9A-F])+)*)", re.A)
+_PLAIN_URL = re.compile(
+    r"https?://(?P<host>[a-z0-9]+(?:[.-][a-z0-9]+)*)(?P<path>(?:/(?:[\w~.-]|%[89A-F][0-9A-F])+)*)", re.A
+)
 """A URL already in canonical form but for its scheme: a lower-case host and no port, a path of unreserved
 characters and upper-case escapes of non-ASCII bytes, no dot segment ("/." is checked apart), no trailing slash,
 query or fragment. Most article URLs are; tests/test_normalize.py checks the claim against the general case."""

@@ -11,7 +11,10 @@ from xml.etree import ElementTree
 
 import feedparser
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from feeder import render
 from feeder.config import FeedConfig
 from feeder.models import Enclosure, Entry, FeedInfo
 from feeder.render import render_feed, render_index, render_opml
@@ -134,6 +137,20 @@ def test_json_feed_shape() -> None:
     assert first["image"] == entries()[0].image
     assert "summary" not in second
     assert second["tags"] == ["专栏检索", "法国报摘"]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6))
+@example({"title": "标题\ud800", "items": [{"n": 1}]})  # a lone surrogate: the standard library's own path
+def test_the_json_feed_is_written_as_the_standard_library_writes_it(document: dict[str, object]) -> None:
+    expected = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8", errors="replace")
+    assert render._json_bytes(document) == expected
 
 
 def test_index_page_offers_autodiscovery_and_opml_lists_the_feeds() -> None:
