@@ -204,13 +204,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Least-squares slope of ys over xs."""
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
-
-
 ENTRY_SECTIONS = ("中国", "港澳台", "国际", "法国", "经贸")
 CONTENT_BYTES = 4096
 
