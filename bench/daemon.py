@@ -227,6 +227,11 @@ def growth_rate(pss_kb: list[int]) -> float:
     return (min(last) - min(first)) / distance * 100
 
 
+def with_leak(pss_kb: list[int], kb_per_cycle: int = 1) -> list[int]:
+    """The readings as a daemon leaking ``kb_per_cycle`` would give them: what growth_rate makes of it."""
+    return [kb + cycle * kb_per_cycle for cycle, kb in enumerate(pss_kb)]
+
+
 def figure(result: Cycles, exit_code: int | None) -> Figure:
     first, last, peak = result.pss_kb[0], held(result.pss_kb)[-1], max(result.pss_kb)
     trend = growth_rate(result.pss_kb)
@@ -241,7 +246,8 @@ def figure(result: Cycles, exit_code: int | None) -> Figure:
         floor=first / 1024,
         note=(
             f"after cycle 1 {first / 1024:.1f} MB, held over the last {WINDOW} cycles {last / 1024:.1f} MB,"
-            f" highest reading {peak / 1024:.1f} MB; least memory held grew {trend:.1f} KB per 100 cycles;"
+            f" highest reading {peak / 1024:.1f} MB; least memory held grew {trend:.1f} KB per 100 cycles"
+            f" ({growth_rate(with_leak(result.pss_kb)):.0f} with a leak of 1 KB per cycle added to these readings);"
             f" refresh {min(result.seconds) * 1000:.0f}–{max(result.seconds) * 1000:.0f} ms; {stopped}"
         ),
     )
