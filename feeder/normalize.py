@@ -147,16 +147,15 @@ def _is_tracking(pair: str) -> bool:
 
 def sections_of(url: str) -> tuple[str | None, tuple[str, ...]]:
     """Section and categories from a canonical URL: /cn/中国/… → 中国; deeper folders are extra categories."""
-    folders, _, last = urlsplit(url).path.rstrip("/").rpartition("/")
-    return _sections_of_folders(folders, has_last=bool(last))
+    return _sections_of_folders(urlsplit(url).path.rstrip("/").rpartition("/")[0])
 
 
 @functools.lru_cache(maxsize=1024)
-def _sections_of_folders(folders: str, *, has_last: bool) -> tuple[str | None, tuple[str, ...]]:
-    """sections_of for the path up to its last segment: a site has a handful of folders, met again and again."""
-    segments = [unquote(s) for s in folders.split("/") if s] + ([""] if has_last else [])
-    if len(segments) >= 3 and segments[0] == "cn":
-        names = tuple(collapse_space(xml_safe(s)) for s in segments[1:-1])
+def _sections_of_folders(folders: str) -> tuple[str | None, tuple[str, ...]]:
+    """sections_of for the path before its last segment: a site has a handful of folders, met again and again."""
+    segments = [unquote(s) for s in folders.split("/") if s]
+    if len(segments) >= 2 and segments[0] == "cn":
+        names = tuple(collapse_space(xml_safe(s)) for s in segments[1:])
         return (names[0] if is_section_name(names[0]) else None), tuple(f for f in names if f)
     return None, ()
 

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from hypothesis import example, given, settings
@@ -226,6 +227,25 @@ def test_rfi_image_urls_take_the_shortcut() -> None:
 )
 def test_sections_of(url: str, section: str | None, categories: tuple[str, ...]) -> None:
     assert sections_of(url) == (section, categories)
+
+
+def sections_from_every_segment(url: str) -> tuple[str | None, tuple[str, ...]]:
+    """sections_of as it was before it cached its answer per folder: every segment unquoted, every time."""
+    segments = [unquote(s) for s in urlsplit(url).path.split("/") if s]
+    if len(segments) >= 3 and segments[0] == "cn":
+        folders = tuple(collapse_space(xml_safe(s)) for s in segments[1:-1])
+        return (folders[0] if normalize_module.is_section_name(folders[0]) else None), tuple(f for f in folders if f)
+    return None, ()
+
+
+SEGMENTS = st.sampled_from(["cn", "fr", "中国", "%E4%B8%AD", "%20", ".", "x y", "%2F", "a", "", "\x00", "..."])
+
+
+@settings(max_examples=500)
+@given(st.lists(SEGMENTS, max_size=5), st.sampled_from(["", "/", "//", "?a=1", "#x"]))
+def test_sections_are_what_every_segment_gives(segments: list[str], end: str) -> None:
+    url = "https://www.rfi.fr/" + "/".join(segments) + end
+    assert sections_of(url) == sections_from_every_segment(url)
 
 
 def test_normalize_fills_section_and_categories_from_the_canonical_url() -> None:
