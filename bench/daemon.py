@@ -42,7 +42,7 @@ CYCLES = 1000
 SAMPLE_EVERY = 100
 GROWTH_SHARE = 1.05  # last <= first x this + GROWTH_SLACK_KB
 GROWTH_SLACK_KB = 2048
-SLOPE_LIMIT_KB = 64  # per 100 cycles
+GROWTH_LIMIT_KB = 64  # per 100 cycles
 WINDOW = 50  # cycles: the lowest reading of each is what the daemon holds
 WARM_UP = 200  # cycles before what is held settles
 READY_TIMEOUT = 60.0
@@ -235,13 +235,13 @@ def with_leak(pss_kb: list[int], kb_per_cycle: int = 1) -> list[int]:
 def figure(result: Cycles, exit_code: int | None) -> Figure:
     first, last, peak = result.pss_kb[0], held(result.pss_kb)[-1], max(result.pss_kb)
     trend = growth_rate(result.pss_kb)
-    flat = last <= first * GROWTH_SHARE + GROWTH_SLACK_KB and trend < SLOPE_LIMIT_KB
+    flat = last <= first * GROWTH_SHARE + GROWTH_SLACK_KB and trend < GROWTH_LIMIT_KB
     stopped = "stopped cleanly" if exit_code == 0 else f"SIGTERM gave exit status {exit_code}"
     return Figure(
         name=f"daemon memory over {len(result.pss_kb)} refresh cycles (PSS)",
         measured=last / 1024,
         unit="MB",
-        target=f"≤ first×{GROWTH_SHARE}+{GROWTH_SLACK_KB // 1024} MB, growth < {SLOPE_LIMIT_KB} KB/100",
+        target=f"≤ first×{GROWTH_SHARE}+{GROWTH_SLACK_KB // 1024} MB, growth < {GROWTH_LIMIT_KB} KB/100",
         met=flat and exit_code == 0,
         floor=first / 1024,
         note=(
