@@ -25,7 +25,7 @@ from feedgen.feed import FeedGenerator
 from bench.common import Figure, alternate, print_table, synthetic_entries
 from feeder import render
 from feeder.config import FeedConfig
-from feeder.models import Entry
+from feeder.models import Entry, FeedDocument
 from feeder.render import render_feed
 
 ENTRIES = 1000
@@ -142,8 +142,20 @@ def figures(rounds: int) -> list[Figure]:
     ]
 
 
+DOCUMENT = FeedDocument(
+    path=FEED.name,
+    feed_path=FEED.name,
+    title=FEED.title,
+    description=FEED.description,
+    author=FEED.author,
+    language=FEED.language,
+    updated=UPDATED,
+    ttl_minutes=1,
+)
+
+
 def feeder_json(entries: Sequence[Entry]) -> dict[str, bytes]:
-    return {"json": render._json_feed(FEED, entries, BASE_URL)}
+    return {"json": render._json_feed(DOCUMENT, entries, BASE_URL)}
 
 
 def plain_json(entries: Sequence[Entry]) -> dict[str, bytes]:

@@ -7,6 +7,7 @@ never in a stage). Errors are one line on stderr; ``--debug`` adds the traceback
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -21,12 +22,14 @@ from typing import Any, ClassVar
 import click
 
 from feeder import __version__, status
+from feeder.build import by_archive_folder
 from feeder.config import DEFAULT_CONFIG, Config, load_config
 from feeder.control import call
 from feeder.errors import FeederError
 from feeder.models import Problem, Progress
 from feeder.pipeline import check_seeds
-from feeder.service import Service, refresh_once, serve_only
+from feeder.service import Service, announce, refresh_once, serve_only
+from feeder.websub import PingOutcome
 
 EXIT_INTERNAL = 1
 EXIT_INPUT_PROBLEMS = 6
@@ -108,11 +111,14 @@ def refresh_command(config_path: Path, sources: tuple[str, ...]) -> None:
     if reply is not None:
         click.echo("refreshed by the running daemon")
         report = reply["report"]
+        _print_report(report)
     else:
         with _progress_bar() as progress:
             chosen = frozenset(sources) if sources else None
-            report = refresh_once(config, datetime.now(UTC), chosen, progress=progress).to_dict()
-    _print_report(report)
+            done = refresh_once(config, datetime.now(UTC), chosen, progress=progress)
+        report = done.to_dict()
+        _print_report(report)
+        _print_pings(asyncio.run(announce(config, done.topics)))
     if any(s["failure"] for s in report["sources"]):
         sys.exit(EXIT_INPUT_PROBLEMS)
 
@@ -184,10 +190,26 @@ def _print_report(report: dict[str, Any]) -> None:
             click.echo(f"feeder: {problem['locator']}: {problem['reason']}", err=True)
         if s.get("degraded"):
             click.echo(f"feeder: {s['source']}: degraded: {s['degraded']}", err=True)
-    for path in report["written"]:
-        click.echo(f"wrote {_shown(Path(path))}")
+    written, archives = by_archive_folder([Path(path) for path in report["written"]])
+    for path in written:
+        click.echo(f"wrote {_shown(path)}")
+    for folder, count in archives.items():
+        click.echo(f"wrote {count} archive files in {_shown(folder)}")
     for path in report["unchanged_files"]:
         click.echo(f"unchanged {_shown(Path(path))}")
+
+
+def _print_pings(outcomes: list[PingOutcome]) -> None:
+    """One line per hub: how many of its pings went through (the daemon logs its own)."""
+    for hub in dict.fromkeys(o.hub for o in outcomes):
+        mine = [o for o in outcomes if o.hub == hub]
+        failed = [o for o in mine if not o.ok]
+        if failed:
+            click.echo(
+                f"feeder: websub {hub}: {len(failed)} of {len(mine)} pings failed: {failed[-1].detail}", err=True
+            )
+        else:
+            click.echo(f"websub {hub}: pinged about {len(mine)} feed URLs")
 
 
 def _shown(path: Path) -> str:

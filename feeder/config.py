@@ -124,6 +124,10 @@ class HttpConfig(_Strict):
     per_host: int = Field(default=2, ge=1, le=8)
 
 
+Variant = Literal["zh-tw", "zh-hk"]
+VARIANT_LANGUAGES: dict[str, str] = {"zh-tw": "zh-TW", "zh-hk": "zh-HK"}
+
+
 class FeedConfig(_Strict):
     name: Name
     title: str = Field(min_length=1)
@@ -133,6 +137,19 @@ class FeedConfig(_Strict):
     language: str = Field(default="zh-cn", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     author: str = Field(default="RFI", min_length=1)
     sections: bool = True
+    archive: bool = True
+    archive_page_entries: int = Field(default=100, ge=10, le=1000)
+    variants: tuple[Variant, ...] = ()
+
+    def variant_name(self, variant: str) -> str:
+        """The name of one Traditional Chinese edition of this feed: rfi-cn → rfi-cn-zh-tw."""
+        return f"{self.name}-{variant}"
+
+
+class WebSubConfig(_Strict):
+    hubs: tuple[AbsoluteUrl, ...] = ()
+    attempts: int = Field(default=4, ge=1, le=10)
+    retry_delay: Duration = timedelta(seconds=5)
 
 
 class Config(_Strict):
@@ -142,6 +159,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     allowed_hosts: tuple[Host, ...] = ("www.rfi.fr",)
     http: HttpConfig = HttpConfig()
+    websub: WebSubConfig = WebSubConfig()
     sources: tuple[Source, ...]
     feeds: tuple[FeedConfig, ...]
 
@@ -170,11 +188,24 @@ def _cross_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str
         for index, name in enumerate(names):
             if name in names[:index]:
                 yield (key, index, "name"), f"duplicate name {name!r}"
+    yield from _variant_problems(config.feeds)
     known = {s.name for s in config.sources}
     for index, feed in enumerate(config.feeds):
         for position, name in enumerate(feed.sources):
             if name not in known:
                 yield ("feeds", index, "sources", position), f"unknown source {name!r}"
+
+
+def _variant_problems(feeds: tuple[FeedConfig, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """A variant listed twice, or whose feed name (NAME-zh-tw) another feed already has."""
+    taken = {feed.name for feed in feeds}
+    for index, feed in enumerate(feeds):
+        for position, variant in enumerate(feed.variants):
+            where: tuple[str | int, ...] = ("feeds", index, "variants", position)
+            if variant in feed.variants[:position]:
+                yield where, f"{variant!r} is listed twice"
+            elif feed.variant_name(variant) in taken:
+                yield where, f"its feed {feed.variant_name(variant)!r} has the name of another feed"
 
 
 def load_config(path: Path = DEFAULT_CONFIG) -> Config:
@@ -278,7 +309,7 @@ def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
 
 
 def _field_names() -> set[str]:
-    models: list[type[BaseModel]] = [Config, ServerConfig, HttpConfig, SeedsSource, RfiSource, FeedConfig]
+    models: list[type[BaseModel]] = [Config, ServerConfig, HttpConfig, WebSubConfig, SeedsSource, RfiSource, FeedConfig]
     return {name for model in models for name in model.model_fields}
 
 

@@ -312,3 +312,40 @@ def _iso(moment: datetime) -> str:
 def _describe(error: Exception) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class FormPoster:
+    """POSTs small forms (WebSub publish pings) to URLs the config names; use it as ``async with FormPoster(…)``.
+
+    No redirect is followed and no cookie kept; the answer's body is not read beyond what the connection needs.
+    """
+
+    def __init__(self, user_agent: str, *, timeout: float, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._client = httpx2.AsyncClient(
+            headers={"User-Agent": user_agent},
+            timeout=httpx2.Timeout(timeout),
+            follow_redirects=False,
+            trust_env=False,
+            transport=transport,
+        )
+        self._timeout = timeout
+
+    async def __aenter__(self) -> FormPoster:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client.aclose()
+
+    async def post(self, url: str, fields: list[tuple[str, str]]) -> int:
+        """The HTTP status of a POST of ``fields`` as application/x-www-form-urlencoded; FetchError when no
+        answer came (refused, reset, timed out, not a URL)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.post(url, data=dict(fields))
+        except TimeoutError as e:
+            raise FetchError(url, f"no answer in {self._timeout:g} s") from e
+        except _HTTPX_ERRORS as e:
+            raise FetchError(url, _describe(e)) from e
+        return response.status_code

@@ -169,6 +169,36 @@ class Entry(Shown):
 
 
 @dataclass(frozen=True, slots=True)
+class FeedDocument:
+    """One feed document to render as Atom, RSS and JSON Feed: a subscription feed or an archive page of one.
+
+    Paths are where the files go under the output folder, without their extension (``rfi-cn``,
+    ``rfi-cn/中国``, ``rfi-cn/archive/3``); the renderer turns them into URLs.
+    """
+
+    path: str
+    feed_path: str
+    """The subscription feed this document belongs to: itself, or the feed an archive page is part of."""
+    title: str
+    description: str
+    author: str
+    language: str
+    updated: datetime
+    ttl_minutes: int
+    archive: bool = False
+    """An RFC 5005 archive document: marked fh:archive, linked to its subscription feed as rel="current"."""
+    prev_archive: str | None = None
+    """The next older archive page, if any."""
+    next_archive: str | None = None
+    """The next newer archive page (archive pages only); the newest one links back to the subscription feed."""
+    hubs: tuple[str, ...] = ()
+    """WebSub hubs announced by the document (subscription feeds only)."""
+
+    def __post_init__(self) -> None:
+        _check_utc(self)
+
+
+@dataclass(frozen=True, slots=True)
 class FeedInfo:
     """A published feed as the index page and the OPML list describe it."""
 
@@ -177,6 +207,7 @@ class FeedInfo:
     description: str
     updated: datetime
     entry_count: int
+    language: str = ""
 
     def __post_init__(self) -> None:
         _check_utc(self)
@@ -189,6 +220,8 @@ class FeedDigest:
     count: int
     newest_updated: datetime | None
     rows_sha256: str
+    urls: tuple[str, ...] = ()
+    """The entries' URLs, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +257,8 @@ class RefreshReport:
     sources: tuple[SourceReport, ...]
     written: tuple[Path, ...] = field(default=())
     unchanged_files: tuple[Path, ...] = field(default=())
+    topics: tuple[str, ...] = field(default=())
+    """The URLs of the subscription feeds' files that changed: what WebSub hubs are told of."""
 
     @property
     def failed(self) -> bool:
@@ -237,4 +272,5 @@ class RefreshReport:
             ],
             "written": [str(p) for p in self.written],
             "unchanged_files": [str(p) for p in self.unchanged_files],
+            "topics": list(self.topics),
         }

@@ -23,7 +23,7 @@ from w3lib.url import canonicalize_url, safe_url_string
 
 from feeder.errors import ParseError
 from feeder.models import Article, Enclosure, ParsedArticle
-from feeder.text import collapse_space, without_tag_lookalikes, xml_safe
+from feeder.text import collapse_space, plain_text, unescaped, xml_safe
 
 TRACKING_PARAMETER = re.compile(r"^(utm_.*|xtor|at_.*|fbclid|gclid)$", re.IGNORECASE)
 EARLIEST_CREDIBLE = datetime(1990, 1, 1, tzinfo=UTC)
@@ -81,16 +81,16 @@ def normalize(
     version_at = _whole_seconds(version)
     published = _whole_seconds(_credible(parsed.published_at, now) or version_at)
     section, folders = sections_of(url)
-    categories = tuple(dict.fromkeys([*folders, *(collapse_space(xml_safe(c)) for c in parsed.extra_categories)]))
+    categories = tuple(dict.fromkeys([*folders, *(plain_text(c) for c in parsed.extra_categories)]))
     categories = tuple(c for c in categories if c)
-    title = without_tag_lookalikes(xml_safe(parsed.title))
+    title = plain_text(parsed.title)
     if not title:
         raise ParseError("the title is empty once markup is taken out")
-    lead = xml_safe(collapse_space(parsed.lead))
+    lead = xml_safe(collapse_space(unescaped(parsed.lead)))
     image = _safe_image(parsed.image, base_url=url)
     content = sanitize_html(_compose(image, lead, parsed.body_html), base_url=url)
     audio = _safe_audio(parsed.audio, base_url=url)
-    author = collapse_space(xml_safe(parsed.author)) if parsed.author else None
+    author = plain_text(parsed.author) if parsed.author else None
     return Article(
         url=url,
         title=title,

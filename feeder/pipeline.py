@@ -9,40 +9,31 @@ transaction, so a crash in between is repaired by the next refresh.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
-import math
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from feeder.config import Config, FeedConfig, RfiSource, SeedsSource
+from feeder.build import build
+from feeder.config import Config, RfiSource, SeedsSource
 from feeder.errors import SourceError
 from feeder.live import poll_rfi
 from feeder.models import (
     Article,
-    FeedDigest,
-    FeedInfo,
     Problem,
     Progress,
     RefreshReport,
     SeedFile,
     SourceReport,
 )
-from feeder.normalize import is_section_name
-from feeder.publish import publish
 from feeder.reading import ReadRules, SeedJob, SeedRead, read_all, read_seed
-from feeder.render import FORMATS, render_feed, render_index, render_opml
 from feeder.sources import seeds
 from feeder.store import Store
 
 # Bump when parsing or normalizing changes what a seed file yields, so every file is read again.
-PARSER_VERSION = "1"
-# Bump when rendering changes, so every feed is rendered again.
-RENDER_VERSION = "3"
+PARSER_VERSION = "2"
 # A file modified this recently may still be being written; the service polls again soon.
 RECENT_WRITE = timedelta(seconds=10)
 # Read files are written to the store this many at a time.
@@ -56,7 +47,7 @@ def refresh(
     progress: Progress | None = None,
     sources: Collection[str] | None = None,
 ) -> RefreshReport:
-    """Poll the named sources (all by default) once, then publish every feed whose entries changed.
+    """Poll the named sources (all by default) once, then publish every document whose entries changed.
 
     ``progress`` may raise (RefreshAborted, say) to stop between files: the
     transaction is then rolled back and nothing is published.
@@ -65,74 +56,13 @@ def refresh(
     with store.transaction():
         _forget_files_if_rules_changed(config, store)
         reports = tuple(_poll(source, config, store, now, progress) for source in polled)
-        created = {feed.name: store.feed_created_at(feed.name, now) for feed in config.feeds}
-    files, fingerprints, names = render_changed(config, store, created)
-    written, unchanged = publish(config.output_dir, files)
-    with store.transaction():
-        for name, fingerprint in fingerprints.items():
-            store.set_rendered(name, f"{fingerprint}:{_files_stamp(config, name)}", now)
-    not_rendered = [config.output_dir / f"{n}.{kind}" for n in names if n not in fingerprints for kind in FORMATS]
-    return RefreshReport(sources=reports, written=tuple(written), unchanged_files=(*not_rendered, *unchanged))
-
-
-def render_changed(
-    config: Config, store: Store, created: dict[str, datetime]
-) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
-    """The bytes of every feed whose selection, settings or files changed, plus index.html and feeds.opml.
-
-    Returns the files, per rendered feed the fingerprint to record once they are published, and the names
-    of all feeds (section feeds included).
-    """
-    files: dict[str, bytes] = {}
-    fingerprints: dict[str, str] = {}
-    infos = []
-    for parent in config.feeds:
-        ttl = _ttl_minutes(config, parent)
-        for feed, section in _views(parent, store):
-            digest = store.feed_digest(parent.sources, parent.max_entries, section)
-            updated = digest.newest_updated or created[parent.name]
-            fingerprint = _fingerprint(config, feed, digest, ttl)
-            if store.rendered(feed.name) != f"{fingerprint}:{_files_stamp(config, feed.name)}":
-                entries = store.entries(parent.sources, parent.max_entries, section)
-                files.update(render_feed(feed, entries, base_url=config.base_url, updated=updated, ttl_minutes=ttl))
-                fingerprints[feed.name] = fingerprint
-            infos.append(FeedInfo(feed.name, feed.title, feed.description, updated, digest.count))
-    files["index.html"] = render_index(infos, config.base_url)
-    files["feeds.opml"] = render_opml(infos, config.base_url)
-    return files, fingerprints, [info.name for info in infos]
-
-
-def _views(feed: FeedConfig, store: Store) -> list[tuple[FeedConfig, str | None]]:
-    """A feed, then (with ``sections``) one feed per section of its entries: NAME/SECTION.atom and so on."""
-    views: list[tuple[FeedConfig, str | None]] = [(feed, None)]
-    if feed.sections:
-        for section in filter(is_section_name, store.sections(feed.sources)):
-            title = f"{feed.title} · {section}"
-            update = {"name": f"{feed.name}/{section}", "title": title, "description": title, "sections": False}
-            views.append((feed.model_copy(update=update), section))
-    return views
-
-
-def _ttl_minutes(config: Config, feed: FeedConfig) -> int:
-    return max(1, math.ceil(config.feed_interval(feed).total_seconds() / 60))
-
-
-def _fingerprint(config: Config, feed: FeedConfig, digest: FeedDigest, ttl: int) -> str:
-    settings = [RENDER_VERSION, config.base_url, feed.model_dump_json(), ttl, digest.rows_sha256]
-    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
-
-
-def _files_stamp(config: Config, name: str) -> str:
-    """Size and mtime of a feed's published files, so a deleted or damaged file is rendered again."""
-    stamps = []
-    for kind in FORMATS:
-        for suffix in ("", ".gz"):
-            try:
-                st = (config.output_dir / f"{name}.{kind}{suffix}").stat()
-            except OSError:
-                return "missing"
-            stamps.append((st.st_size, st.st_mtime_ns))
-    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+    built = build(config, store, now)
+    return RefreshReport(
+        sources=reports,
+        written=tuple(built.written),
+        unchanged_files=tuple(built.unchanged),
+        topics=tuple(built.topics),
+    )
 
 
 @dataclass

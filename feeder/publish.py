@@ -21,7 +21,12 @@ from feeder.errors import PublishError
 
 def publish(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path], list[Path]]:
     """Write ``{relative name: bytes}`` under ``output_dir``; return (written, unchanged) paths."""
-    _remove_leftovers(output_dir)
+    remove_leftovers(output_dir)
+    return write_files(output_dir, files)
+
+
+def write_files(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path], list[Path]]:
+    """``publish`` without looking for a killed publish's leftovers: for many calls in a row."""
     written: list[Path] = []
     unchanged: list[Path] = []
     for name, data in files.items():
@@ -37,7 +42,7 @@ def publish(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path], l
 LEFTOVER_AGE = 60.0  # seconds: a temporary file this old belongs to a publish that was killed
 
 
-def _remove_leftovers(output_dir: Path) -> None:
+def remove_leftovers(output_dir: Path) -> None:
     """Delete temporary files left by a publish that was killed before its rename (never served: hidden)."""
     if not output_dir.is_dir():
         return

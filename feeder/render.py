@@ -21,12 +21,13 @@ from feedgen.util import xml_elem
 
 from feeder import __version__
 from feeder.config import FeedConfig
-from feeder.models import Enclosure, Entry, FeedInfo
-from feeder.text import xml_safe
+from feeder.models import Enclosure, Entry, FeedDocument, FeedInfo
+from feeder.text import plain_text, unescaped, xml_safe
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
 FORMATS = {
     "atom": "application/atom+xml",
     "rss": "application/rss+xml",
@@ -37,60 +38,87 @@ FORMATS = {
 def render_feed(
     feed: FeedConfig, entries: Sequence[Entry], *, base_url: str, updated: datetime, ttl_minutes: int
 ) -> dict[str, bytes]:
-    """``{file name: bytes}`` for the feed's Atom, RSS and JSON Feed files."""
-    generator = _generator(feed, entries, base_url, updated)
-    generator.ttl(ttl_minutes)
+    """``{file name: bytes}`` for a subscription feed on its own, without archive pages or hubs."""
+    document = FeedDocument(
+        path=feed.name,
+        feed_path=feed.name,
+        title=feed.title,
+        description=feed.description or feed.title,
+        author=feed.author,
+        language=feed.language,
+        updated=updated,
+        ttl_minutes=ttl_minutes,
+    )
+    return render_document(document, entries, base_url=base_url)
+
+
+def render_document(document: FeedDocument, entries: Sequence[Entry], *, base_url: str) -> dict[str, bytes]:
+    """``{file name: bytes}`` for one document's Atom, RSS and JSON Feed files."""
+    generator = _generator(document, entries, base_url)
     atom = generator.atom_str(pretty=True)
-    _set_links(generator, base_url, feed.name, "rss")
+    _set_links(generator, base_url, document.path, "rss")
     rss = generator.rss_str(pretty=True)
     return {
-        f"{feed.name}.atom": atom,
-        f"{feed.name}.rss": rss,
-        f"{feed.name}.json": _json_feed(feed, entries, base_url),
+        f"{document.path}.atom": atom,
+        f"{document.path}.rss": rss,
+        f"{document.path}.json": _json_feed(document, entries, base_url),
     }
 
 
-def _generator(feed: FeedConfig, entries: Sequence[Entry], base_url: str, updated: datetime) -> FeedGenerator:
+def _generator(document: FeedDocument, entries: Sequence[Entry], base_url: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("media", _MediaNamespace, _Media)
-    fg.register_extension("dc", _DcNamespace, _Dc, atom=False)
-    fg.id(feed_url(base_url, feed.name, "atom"))
-    fg.title(xml_safe(feed.title))
-    fg.subtitle(xml_safe(feed.description or feed.title))
-    fg.author({"name": xml_safe(feed.author)})
-    fg.language(feed.language)
+    fg.register_extension("rss_extras", _DcNamespace, _RssExtras, atom=False)
+    fg.register_extension("history", _History, atom=True, rss=True)
+    fg.history.document, fg.history.base_url = document, base_url
+    fg.id(feed_url(base_url, document.feed_path, "atom"))  # archive pages are documents of their feed: one id
+    fg.title(plain_text(document.title))
+    fg.subtitle(plain_text(document.description or document.title))
+    fg.author({"name": plain_text(document.author)})
+    fg.language(document.language)
     fg.generator("feeder", version=__version__)
-    fg.updated(updated)
-    fg.lastBuildDate(updated)
-    _set_links(fg, base_url, feed.name, "atom")
+    fg.updated(document.updated)
+    fg.lastBuildDate(document.updated)
+    fg.ttl(document.ttl_minutes)
+    _set_links(fg, base_url, document.path, "atom")
     for entry in entries:
-        _add_entry(fg, entry, feed.author)
+        _add_entry(fg, entry, document.author)
     return fg
 
 
-def _set_links(fg: FeedGenerator, base_url: str, name: str, kind: str) -> None:
-    fg.link(href=feed_url(base_url, name, kind), rel="self", type=FORMATS[kind], replace=True)
-    fg.link(href=base_url, rel="alternate", type="text/html")
+def _set_links(fg: FeedGenerator, base_url: str, path: str, kind: str) -> None:
+    fg.link(href=feed_url(base_url, path, kind), rel="self", type=FORMATS[kind], replace=True)
+    fg.link(href=base_url, rel="alternate", type="text/html")  # last: feedgen makes it RSS's <link>
+
+
+def _document_links(document: FeedDocument, base_url: str, kind: str) -> list[tuple[str, str, str | None]]:
+    """(rel, href, type) of the links beyond self and alternate: WebSub hubs, then the RFC 5005 archive links
+    to the documents of the same format."""
+    links: list[tuple[str, str, str | None]] = [("hub", hub, None) for hub in document.hubs]
+    archive = [("current", document.feed_path if document.archive else None)]
+    archive += [("prev-archive", document.prev_archive), ("next-archive", document.next_archive)]
+    links += [(rel, feed_url(base_url, path, kind), FORMATS[kind]) for rel, path in archive if path]
+    return links
 
 
 def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
     fe = fg.add_entry(order="append")
     fe.id(entry.url)
     fe.guid(entry.url, permalink=True)
-    fe.title(xml_safe(entry.title) or entry.url)  # a feed entry must have a title
+    fe.title(plain_text(entry.title) or entry.url)  # a feed entry must have a title
     fe.link(href=entry.url)
     fe.published(entry.published)
     fe.updated(entry.updated)
     if entry.lead:  # escaped, so readers that take RSS <description> as HTML show it as the text it is
-        fe.summary(html.escape(xml_safe(entry.lead), quote=False), type="html")
+        fe.summary(html.escape(xml_safe(unescaped(entry.lead)), quote=False), type="html")
     if entry.content_html:
         fe.content(xml_safe(entry.content_html), type="html")
     for term in entry.categories:
-        fe.category(term=xml_safe(term))
-    author = xml_safe(entry.author or default_author)
+        fe.category(term=plain_text(term))
+    author = plain_text(entry.author or default_author)
     fe.author({"name": author})
     fe.media.entry = entry
-    fe.dc.author, fe.dc.updated = author, entry.updated
+    fe.rss_extras.author, fe.rss_extras.updated = author, entry.updated
     if entry.audio:
         fe.register_extension("audio", _AudioEnclosure)
         fe.audio.enclosure = entry.audio
@@ -109,33 +137,33 @@ class _DcNamespace(BaseExtension):  # type: ignore[misc]
 class _Media(BaseEntryExtension):  # type: ignore[misc]
     """An entry's image and audio as Media RSS, in Atom and RSS.
 
-    Written here rather than by feedgen's media extension, which gives the same elements but walks every field
-    it knows for every entry (with its dc extension, a third of the rendering time).
+    Each file is a media:content of its own, with a media:thumbnail for the image, directly in the entry: a
+    media:group would say the files are alternatives of one another, which an image and a sound are not.
+    Written here rather than by feedgen's media extension, which walks every field it knows for every entry
+    (with its dc extension, a third of the rendering time).
     """
 
     entry: Entry | None = None
 
     def extend_atom(self, element: Any) -> Any:
         image, audio = (self.entry.image, self.entry.audio) if self.entry else (None, None)
-        contents = [{"url": image, "medium": "image"}] if image else []
+        if image:
+            _set(xml_elem(f"{{{MEDIA_NS}}}content", element), {"url": image, "medium": "image"})
+            _set(xml_elem(f"{{{MEDIA_NS}}}thumbnail", element), {"url": image})
         if audio:
             duration = {} if audio.duration is None else {"duration": str(audio.duration)}
-            contents.append({"url": audio.url, "type": audio.type, "medium": "audio", **duration})
-        if contents:
-            group = xml_elem(f"{{{MEDIA_NS}}}group", element)
-            for attributes in contents:
-                _set(xml_elem(f"{{{MEDIA_NS}}}content", group), attributes)
-            if image:
-                _set(xml_elem(f"{{{MEDIA_NS}}}thumbnail", group), {"url": image})
+            attributes = {"url": audio.url, "type": audio.type, "medium": "audio", **duration}
+            _set(xml_elem(f"{{{MEDIA_NS}}}content", element), attributes)
         return element
 
     def extend_rss(self, element: Any) -> Any:
         return self.extend_atom(element)
 
 
-class _Dc(BaseEntryExtension):  # type: ignore[misc]
-    """An RSS item's author and update time as Dublin Core: RSS has no element of its own for either (its
-    <author> must be an e-mail address). Atom has both, so it gets neither."""
+class _RssExtras(BaseEntryExtension):  # type: ignore[misc]
+    """An RSS item's author as Dublin Core and its update time as atom:updated: RSS has no element of its own
+    for either (its <author> must be an e-mail address). dc:date is not used for the time, since beside
+    <pubDate> it would say the same thing twice. Atom has both, so it gets neither."""
 
     author: str = ""
     updated: datetime | None = None
@@ -143,8 +171,40 @@ class _Dc(BaseEntryExtension):  # type: ignore[misc]
     def extend_rss(self, element: Any) -> Any:
         xml_elem(f"{{{DC_NS}}}creator", element).text = self.author
         if self.updated is not None:
-            xml_elem(f"{{{DC_NS}}}date", element).text = self.updated.strftime("%Y-%m-%dT%H:%M:%SZ")
+            xml_elem(f"{{{ATOM_NS}}}updated", element).text = _rfc3339(self.updated)
         return element
+
+
+class _History(BaseExtension):  # type: ignore[misc]
+    """Feed-level links beyond self and alternate (WebSub hubs, RFC 5005 archive links) and the fh:archive mark.
+
+    feedgen writes only a self link into RSS, so in RSS they are atom:link elements written here; in Atom, where
+    feedgen's elements carry no namespace under a default xmlns, they are plain link elements.
+    """
+
+    document: FeedDocument | None = None
+    base_url = ""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": HISTORY_NS} if self.document and self.document.archive else {}
+
+    def extend_atom(self, feed: Any) -> Any:
+        self._extend(feed, "link", "atom")
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        self._extend(feed[0], f"{{{ATOM_NS}}}link", "rss")
+        return feed
+
+    def _extend(self, parent: Any, link_tag: str, kind: str) -> None:
+        if self.document is None:
+            return
+        if self.document.archive:
+            xml_elem(f"{{{HISTORY_NS}}}archive", parent)
+        for rel, href, media_type in _document_links(self.document, self.base_url, kind):
+            link = xml_elem(link_tag, parent, rel=rel, href=href)
+            if media_type:
+                link.set("type", media_type)
 
 
 def _set(element: Any, attributes: dict[str, str]) -> None:
@@ -157,14 +217,15 @@ def _set(element: Any, attributes: dict[str, str]) -> None:
 class _AudioEnclosure(BaseEntryExtension):  # type: ignore[misc]
     """An entry's audio as RSS <enclosure> and Atom <link rel="enclosure">.
 
-    feedgen 1.0's own enclosure() loses the link's attributes in Atom (its issue #135), so it is written here.
+    feedgen 1.0's own enclosure() loses the link's attributes in Atom (its issue #135), so it is written here,
+    as a plain link element like feedgen's own (they carry no namespace under the feed's default xmlns).
     """
 
     enclosure: Enclosure | None = None
 
     def extend_atom(self, entry: Any) -> Any:
         if self.enclosure:
-            link = xml_elem(f"{{{ATOM_NS}}}link", entry)
+            link = xml_elem("link", entry)
             for name, value in (("rel", "enclosure"), ("href", self.enclosure.url), ("type", self.enclosure.type)):
                 link.set(name, value)
             if self.enclosure.length:
@@ -180,18 +241,24 @@ class _AudioEnclosure(BaseEntryExtension):  # type: ignore[misc]
         return item
 
 
-def _json_feed(feed: FeedConfig, entries: Sequence[Entry], base_url: str) -> bytes:
-    document = {
+def _json_feed(document: FeedDocument, entries: Sequence[Entry], base_url: str) -> bytes:
+    """JSON Feed 1.1, its keys in the order of the specification. An archive page has the URL of its feed as
+    ``feed_url`` (the feed's identity) and pages on through ``next_url`` to the next older page."""
+    feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
-        "title": feed.title,
+        "title": plain_text(document.title),
         "home_page_url": base_url,
-        "feed_url": feed_url(base_url, feed.name, "json"),
-        "description": feed.description or feed.title,
-        "language": feed.language,
-        "authors": [{"name": feed.author}],
-        "items": [_json_item(entry, feed.author) for entry in entries],
+        "feed_url": feed_url(base_url, document.feed_path, "json"),
+        "description": plain_text(document.description or document.title),
     }
-    return _json_bytes(document)
+    if document.prev_archive:
+        feed["next_url"] = feed_url(base_url, document.prev_archive, "json")
+    feed["authors"] = [{"name": plain_text(document.author)}]
+    feed["language"] = document.language
+    if document.hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in document.hubs]
+    feed["items"] = [_json_item(entry, document.author) for entry in entries]
+    return _json_bytes(feed)
 
 
 def _json_bytes(document: Mapping[str, object]) -> bytes:
@@ -204,17 +271,17 @@ def _json_bytes(document: Mapping[str, object]) -> bytes:
 
 
 def _json_item(entry: Entry, default_author: str) -> dict[str, object]:
-    item: dict[str, object] = {"id": entry.url, "url": entry.url, "title": entry.title}
+    item: dict[str, object] = {"id": entry.url, "url": entry.url, "title": plain_text(entry.title)}
     if entry.lead:
-        item["summary"] = entry.lead
-    item["content_html"] = entry.content_html
+        item["summary"] = xml_safe(unescaped(entry.lead))
+    item["content_html"] = xml_safe(entry.content_html)
     if entry.image:
         item["image"] = entry.image
     item["date_published"] = _rfc3339(entry.published)
     item["date_modified"] = _rfc3339(entry.updated)
     if entry.categories:
-        item["tags"] = list(entry.categories)
-    item["authors"] = [{"name": entry.author or default_author}]
+        item["tags"] = [plain_text(term) for term in entry.categories]
+    item["authors"] = [{"name": plain_text(entry.author or default_author)}]
     if entry.audio:
         attachment: dict[str, object] = {"url": entry.audio.url, "mime_type": entry.audio.type}
         if entry.audio.length:
@@ -229,7 +296,7 @@ def render_index(feeds: Sequence[FeedInfo], base_url: str) -> bytes:
     """A page listing every feed, with autodiscovery links so a reader can subscribe to the site URL."""
     links = "".join(
         f'  <link rel="alternate" type="{FORMATS[kind]}" title="{_attr(f.title)} ({label})"'
-        f' href="{_attr(feed_url(base_url, f.name, kind))}">\n'
+        f' href="{_attr(feed_url(base_url, f.name, kind))}"{_hreflang(f)}>\n'
         for f in feeds
         for kind, label in (("atom", "Atom"), ("rss", "RSS"), ("json", "JSON Feed"))
     )
@@ -253,11 +320,19 @@ def _index_item(feed: FeedInfo, base_url: str) -> str:
     url = base_url + quote(feed.name)
     description = f" — {html.escape(feed.description)}" if feed.description else ""
     return (
-        f"    <li><strong>{html.escape(feed.title)}</strong>{description}<br>\n"
+        f"    <li{_lang(feed)}><strong>{html.escape(feed.title)}</strong>{description}<br>\n"
         f"      {feed.entry_count} entries, updated {feed.updated.strftime('%Y-%m-%d %H:%M UTC')}:\n"
         f'      <a href="{_attr(url)}.atom">Atom</a> · <a href="{_attr(url)}.rss">RSS</a>'
         f' · <a href="{_attr(url)}.json">JSON Feed</a></li>\n'
     )
+
+
+def _lang(feed: FeedInfo) -> str:
+    return f' lang="{_attr(feed.language)}"' if feed.language else ""
+
+
+def _hreflang(feed: FeedInfo) -> str:
+    return f' hreflang="{_attr(feed.language)}"' if feed.language else ""
 
 
 def render_opml(feeds: Sequence[FeedInfo], base_url: str) -> bytes:

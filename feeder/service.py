@@ -15,16 +15,18 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from feeder import status
+from feeder import status, websub
+from feeder.build import by_archive_folder
 from feeder.config import Config, SeedsSource, load_config
 from feeder.control import ControlServer
 from feeder.errors import ConfigError, FeederError, ListenError, RefreshAbortedError
+from feeder.live import user_agent
 from feeder.locks import held
 from feeder.memory import release_free_memory
 from feeder.models import Progress, RefreshReport
@@ -33,6 +35,7 @@ from feeder.pipeline import refresh, state_database
 from feeder.scheduler import Refresher, Schedule
 from feeder.serve import FileServer
 from feeder.store import Store
+from feeder.websub import PingOutcome
 
 log = logging.getLogger("feeder")
 
@@ -75,6 +78,22 @@ def refresh_once(
     return report
 
 
+async def announce(config: Config, topics: Sequence[str]) -> list[PingOutcome]:
+    """Tell the WebSub hubs which feed URLs changed, record how it went in the status and log it."""
+    outcomes = await websub.announce(config.websub, topics, user_agent=user_agent(config))
+    if outcomes:
+        status.record_pings(config.state_dir, outcomes, datetime.now(UTC))
+    for hub in dict.fromkeys(o.hub for o in outcomes):
+        failed = [o for o in outcomes if o.hub == hub and not o.ok]
+        if failed:
+            log.warning(
+                "websub %s: %d of %d pings failed, the last: %s", hub, len(failed), len(topics), failed[-1].detail
+            )
+        else:
+            log.info("websub %s: pinged about %d feed URLs", hub, len(topics))
+    return outcomes
+
+
 def log_report(report: RefreshReport) -> None:
     for s in report.sources:
         if s.failure:
@@ -96,8 +115,11 @@ def log_report(report: RefreshReport) -> None:
             log.warning("%s: %s", problem.locator, problem.reason)
         if s.degraded:
             log.warning("%s: degraded: %s", s.source, s.degraded)
-    for path in report.written:
+    written, archives = by_archive_folder(report.written)
+    for path in written:
         log.info("wrote %s", path)
+    for folder, count in archives.items():
+        log.info("wrote %d archive files in %s", count, folder)
 
 
 class Service:
@@ -114,6 +136,7 @@ class Service:
         self._scheduling = schedule
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pings: set[asyncio.Task[list[PingOutcome]]] = set()
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT; raise BusyError if this config already has a daemon."""
@@ -172,6 +195,11 @@ class Service:
         await self.server.stop()
         if self.control:
             await self.control.stop()
+        for task in self._pings:
+            task.cancel()
+        if self._pings:
+            log.warning("stopping: %d round(s) of WebSub pings left unfinished", len(self._pings))
+            await asyncio.gather(*self._pings, return_exceptions=True)
 
     def _refresh(self, sources: frozenset[str]) -> RefreshReport:
         """The Refresher's work: runs on its thread."""
@@ -184,8 +212,18 @@ class Service:
         )
         log_report(report)
         self._poll_again_if_recent(report)
+        if report.topics and self.config.websub.hubs and self._loop:
+            self._loop.call_soon_threadsafe(self._ping, report.topics)
         release_free_memory()
         return report
+
+    def _ping(self, topics: Sequence[str]) -> None:
+        """Ping the hubs in the loop, apart from the refresh: a slow or failing hub never holds up the next one."""
+        if self._stop.is_set():
+            return
+        task = asyncio.create_task(announce(self.config, topics))
+        self._pings.add(task)
+        task.add_done_callback(self._pings.discard)
 
     def _poll_again_if_recent(self, report: RefreshReport) -> None:
         """A file written in the last seconds may have been read half-written: look again shortly."""

@@ -7,31 +7,70 @@ and ``feeder refresh`` both record into the same file; ``feeder status`` reads i
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from feeder.models import RefreshReport
 from feeder.publish import write_if_changed
+from feeder.websub import PingOutcome
 
 STATUS_FILE = "status.json"
+WEBSUB_FILE = "websub.json"
 METRICS_FILE = "metrics.prom"
 PROBLEMS_KEPT = 20
 
 Status = dict[str, Any]
+_WRITING = threading.Lock()  # the daemon records polls on its refresh thread and pings in its event loop
 
 
 def load(state_dir: Path) -> Status:
-    """The recorded status, or an empty one when none was written yet (or it is unreadable)."""
-    try:
-        data = json.loads((state_dir / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"sources": {}}
-    if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
-        return {"sources": {}}
+    """The recorded status, or an empty one when none was written yet (or it is unreadable), with the WebSub
+    hubs' last pings under ``websub`` when there were any."""
+    data = _read_json(state_dir / STATUS_FILE)
+    if not isinstance(data.get("sources"), dict):
+        data = {"sources": {}}
     data["sources"] = {name: values for name, values in data["sources"].items() if isinstance(values, dict)}
+    hubs = _read_json(state_dir / WEBSUB_FILE)
+    if hubs:
+        data["websub"] = {hub: values for hub, values in hubs.items() if isinstance(values, dict)}
     return data
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetime) -> None:
+    """Keep, per hub, how its last round of WebSub pings went and how many pings it had in all; metrics.prom
+    follows."""
+    with _WRITING:
+        _record_pings(state_dir, outcomes, now)
+
+
+def _record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetime) -> None:
+    hubs = _read_json(state_dir / WEBSUB_FILE)
+    for hub in dict.fromkeys(o.hub for o in outcomes):
+        mine = [o for o in outcomes if o.hub == hub]
+        failed = [o for o in mine if not o.ok]
+        before = hubs[hub] if isinstance(hubs.get(hub), dict) else {}
+        hubs[hub] = {
+            "last_ping": _iso(now),
+            "ok": not failed,
+            "feeds": len(mine),
+            "failed": len(failed),
+            "detail": (failed or mine)[-1].detail,
+            "pings": int(before.get("pings", 0)) + len(mine),
+            "failed_pings": int(before.get("failed_pings", 0)) + len(failed),
+        }
+    write_if_changed(state_dir / WEBSUB_FILE, (json.dumps(hubs, ensure_ascii=False, indent=2) + "\n").encode())
+    write_if_changed(state_dir / METRICS_FILE, metrics(load(state_dir)).encode())
 
 
 def record(
@@ -76,9 +115,11 @@ def record(
 
 
 def save(state_dir: Path, status: Status) -> None:
-    """Write status.json and metrics.prom atomically."""
-    write_if_changed(state_dir / STATUS_FILE, (json.dumps(status, ensure_ascii=False, indent=2) + "\n").encode())
-    write_if_changed(state_dir / METRICS_FILE, metrics(status).encode())
+    """Write status.json and metrics.prom (which also gives the WebSub hubs' figures) atomically."""
+    with _WRITING:
+        write_if_changed(state_dir / STATUS_FILE, (json.dumps(status, ensure_ascii=False, indent=2) + "\n").encode())
+        hubs = _read_json(state_dir / WEBSUB_FILE)
+        write_if_changed(state_dir / METRICS_FILE, metrics({**status, "websub": hubs} if hubs else status).encode())
 
 
 def metrics(status: Status) -> str:
@@ -151,6 +192,30 @@ def metrics(status: Status) -> str:
                 label,
                 _epoch(values["next_poll"]),
             )
+    for hub, values in status.get("websub", {}).items():
+        label = f'hub="{_label(hub)}"'
+        sample(
+            "feeder_websub_last_ping_timestamp_seconds",
+            "gauge",
+            "When the hub was last pinged.",
+            label,
+            _epoch(values["last_ping"]),
+        )
+        sample("feeder_websub_up", "gauge", "1 if every ping of the hub's last round succeeded.", label, values["ok"])
+        sample(
+            "feeder_websub_pings_total",
+            "counter",
+            "Pings sent to the hub, by outcome.",
+            f'{label},outcome="ok"',
+            values["pings"] - values["failed_pings"],
+        )
+        sample(
+            "feeder_websub_pings_total",
+            "counter",
+            "Pings sent to the hub, by outcome.",
+            f'{label},outcome="failed"',
+            values["failed_pings"],
+        )
     lines: list[str] = []
     for name, (kind, help_text, samples) in families.items():
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
@@ -185,9 +250,19 @@ def describe(status: Status) -> list[str]:
             lines.append(f"  DEGRADED: {v['degraded']}")
         lines += [f"  {p['file']}: {p['reason']}" for p in v.get("problems", [])]
         lines.append(f"  next poll: {v.get('next_poll') or 'not scheduled (no daemon running)'}")
+    for hub, v in status.get("websub", {}).items():
+        outcome = "ok" if v["ok"] else f"{v['failed']} of {v['feeds']} failed"
+        lines.append(
+            f"websub {hub}: last ping {v['last_ping']} about {v['feeds']} feed URLs: {outcome} ({v['detail']})"
+        )
     if "entries" in status:
         lines.append(f"entries: {status['entries']}")
     return lines
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and line feed escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _iso(moment: datetime) -> str:

@@ -100,6 +100,22 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX feed_items_by_url ON feed_items (url);
     """,
+    """
+    ALTER TABLE entries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX entries_by_revision ON entries (revision);
+    CREATE TABLE archive_slots (
+        view TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        PRIMARY KEY (view, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX archive_slots_by_url ON archive_slots (view, url);
+    CREATE TABLE archive_views (
+        view TEXT PRIMARY KEY,
+        sources TEXT NOT NULL,
+        state TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -111,6 +127,8 @@ class Store:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
+        self._in_transaction = False
+        self._revision: int | None = None
 
     @classmethod
     @contextmanager
@@ -156,6 +174,7 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             raise StoreError(f"cannot start a transaction: {e}") from e
+        self._in_transaction, self._revision = True, None
         try:
             yield
         except sqlite3.Error as e:
@@ -164,10 +183,22 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        finally:
+            self._in_transaction, self._revision = False, None
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as e:
             raise StoreError(f"cannot commit: {e}") from e
+
+    def _write_revision(self) -> int:
+        """The revision every entry written in this transaction gets: one more than any before it."""
+        if self._revision is None or not self._in_transaction:
+            self._revision = self.revision() + 1
+        return self._revision
+
+    def revision(self) -> int:
+        """The revision of the last write to any entry: it moves whenever anything a feed shows changes."""
+        return int(self._db.execute("SELECT coalesce(max(revision), 0) FROM entries").fetchone()[0])
 
     # Settings -------------------------------------------------------------
 
@@ -301,16 +332,17 @@ class Store:
             return "unchanged"
         self._db.execute(
             "UPDATE entries SET published = ?, title = ?, categories = ?, audio = ?,"
-            " updated = max(updated, ?, ?) WHERE url = ?",
-            (*changes, earliest, version if new_title != title else updated, article.url),
+            " updated = max(updated, ?, ?), revision = ? WHERE url = ?",
+            (*changes, earliest, version if new_title != title else updated, self._write_revision(), article.url),
         )
         return "updated"
 
     def _insert(self, a: Article) -> None:
-        self._db.execute(_INSERT_ENTRY, _entry_row(a))
+        self._db.execute(_INSERT_ENTRY, (*_entry_row(a), self._write_revision()))
 
     def _insert_many(self, articles: Iterable[Article], source: str) -> None:
-        rows = [_entry_row(a) for a in articles]
+        revision = self._write_revision()
+        rows = [(*_entry_row(a), revision) for a in articles]
         self._db.executemany(_INSERT_ENTRY, rows)
         self._db.executemany(
             "INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", [(row[0], source) for row in rows]
@@ -319,8 +351,8 @@ class Store:
     def _replace(self, a: Article, *, published: int, updated: int, categories: list[str], audio: str | None) -> None:
         self._db.execute(
             "UPDATE entries SET title = ?, section = ?, categories = ?, author = ?, lead = ?, image = ?,"
-            " content = ?, published = ?, updated = ?, version_at = ?, content_hash = ?, fulltext = ?, audio = ?"
-            " WHERE url = ?",
+            " content = ?, published = ?, updated = ?, version_at = ?, content_hash = ?, fulltext = ?, audio = ?,"
+            " revision = ? WHERE url = ?",
             (
                 a.title,
                 a.section,
@@ -335,21 +367,22 @@ class Store:
                 a.content_hash,
                 int(a.fulltext),
                 audio,
+                self._write_revision(),
                 a.url,
             ),
         )
 
     def entries(self, sources: Sequence[str], limit: int, section: str | None = None) -> list[Entry]:
         """The newest entries that any of these sources contributed (in ``section`` if given), newest first."""
-        columns = "url, title, section, categories, author, lead, image, content, published, updated, audio"
-        return [_entry(row) for row in self._select(columns, sources, limit, section)]
+        return [_entry(row) for row in self._select(_ENTRY_COLUMNS, sources, limit, section)]
 
     def feed_digest(self, sources: Sequence[str], limit: int, section: str | None = None) -> FeedDigest:
         """What ``entries`` would return, in brief, without loading any content."""
-        rows = self._select("url, published, updated, content_hash", sources, limit, section)
+        rows = self._select("url, published, updated, revision", sources, limit, section)
         digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
         newest = max((row[2] for row in rows), default=None)
-        return FeedDigest(len(rows), None if newest is None else _moment(newest), digest)
+        urls = tuple(str(row[0]) for row in rows)
+        return FeedDigest(len(rows), None if newest is None else _moment(newest), digest, urls)
 
     def sections(self, sources: Sequence[str]) -> list[str]:
         """The sections of the entries these sources contributed, in name order."""
@@ -364,14 +397,74 @@ class Store:
     def _select(
         self, columns: str, sources: Sequence[str], limit: int, section: str | None = None
     ) -> list[tuple[Any, ...]]:
-        marks = ", ".join("?" for _ in sources)
-        in_section = "" if section is None else " AND section = ?"
-        query = (
-            f"SELECT {columns} FROM entries AS e WHERE EXISTS (SELECT 1 FROM entry_sources AS s"
-            f" WHERE s.url = e.url AND s.source IN ({marks})){in_section} ORDER BY published DESC, url LIMIT ?"
+        where, parameters = _in_view(sources, section)
+        query = f"SELECT {columns} FROM entries AS e WHERE {where} ORDER BY published DESC, url LIMIT ?"
+        return self._db.execute(query, (*parameters, limit)).fetchall()
+
+    # Archive pages --------------------------------------------------------
+    # A view (a feed, or a section feed) gives each entry that has left its newest ``max_entries`` a slot: the
+    # next number, in the order entries left it (publication order the first time). A page is a fixed run of
+    # slots, so a page's entries stay on it whatever arrives later.
+
+    def archive_sources(self, view: str) -> str | None:
+        """The sources the view's slots were given for (as recorded by ``start_archive``), or None."""
+        row = self._db.execute("SELECT sources FROM archive_views WHERE view = ?", (view,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def start_archive(self, view: str, sources: str) -> None:
+        """Forget a view's slots: its entries are numbered again from the oldest."""
+        self._db.execute("DELETE FROM archive_slots WHERE view = ?", (view,))
+        self._db.execute(
+            "INSERT OR REPLACE INTO archive_views (view, sources, state) VALUES (?, ?, '')", (view, sources)
         )
-        parameters = (*sources, *([] if section is None else [section]), limit)
-        return self._db.execute(query, parameters).fetchall()
+
+    def archive_state(self, view: str) -> str:
+        row = self._db.execute("SELECT state FROM archive_views WHERE view = ?", (view,)).fetchone()
+        return "" if row is None else str(row[0])
+
+    def set_archive_state(self, view: str, state: str) -> None:
+        self._db.execute("UPDATE archive_views SET state = ? WHERE view = ?", (state, view))
+
+    def archive_slot_count(self, view: str) -> int:
+        row = self._db.execute("SELECT coalesce(max(seq) + 1, 0) FROM archive_slots WHERE view = ?", (view,))
+        return int(row.fetchone()[0])
+
+    def unslotted(self, view: str, sources: Sequence[str], section: str | None) -> Iterator[str]:
+        """The view's entries without a slot, oldest first (by publication time, then URL)."""
+        where, parameters = _in_view(sources, section)
+        query = (
+            f"SELECT url FROM entries AS e WHERE {where} AND NOT EXISTS"
+            " (SELECT 1 FROM archive_slots AS a WHERE a.view = ? AND a.url = e.url) ORDER BY published, url"
+        )
+        for (url,) in self._db.execute(query, (*parameters, view)):
+            yield str(url)
+
+    def add_slots(self, view: str, urls: Iterable[str]) -> int:
+        """Give these URLs the next slots of a view, in order; returns how many slots the view has then."""
+        start = self.archive_slot_count(view)
+        numbered = ((view, seq, url) for seq, url in enumerate(urls, start=start))
+        self._db.executemany("INSERT INTO archive_slots (view, seq, url) VALUES (?, ?, ?)", numbered)
+        return self.archive_slot_count(view)
+
+    def slotted(self, view: str, first: int = 0, end: int | None = None) -> Iterator[tuple[int, str, int, int]]:
+        """(slot, url, published, revision) of a view's slots from ``first`` up to ``end``, in slot order."""
+        rows = self._db.execute(
+            "SELECT a.seq, a.url, e.published, e.revision FROM archive_slots AS a JOIN entries AS e ON e.url = a.url"
+            " WHERE a.view = ? AND a.seq >= ? AND a.seq < ? ORDER BY a.seq",
+            (view, first, end if end is not None else 1 << 62),
+        )
+        for seq, url, published, revision in rows:
+            yield int(seq), str(url), int(published), int(revision)
+
+    def slotted_entries(self, view: str, first: int, end: int) -> list[Entry]:
+        """The entries of a view's slots from ``first`` up to ``end``, newest first."""
+        columns = ", ".join(f"e.{c}" for c in _ENTRY_COLUMNS.split(", "))
+        rows = self._db.execute(
+            f"SELECT {columns} FROM archive_slots AS a JOIN entries AS e ON e.url = a.url"
+            " WHERE a.view = ? AND a.seq >= ? AND a.seq < ? ORDER BY e.published DESC, e.url",
+            (view, first, end),
+        ).fetchall()
+        return [_entry(row) for row in rows]
 
     def count_entries(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
@@ -464,6 +557,14 @@ class Store:
         row = self._db.execute("SELECT rendered FROM feeds WHERE name = ?", (name,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
 
+    def rendered_under(self, folder: str) -> dict[str, str]:
+        """The fingerprints of what was last published under a folder (``rfi-cn/archive/``), by name."""
+        rows = self._db.execute(
+            "SELECT name, rendered FROM feeds WHERE name >= ? AND name < ? AND rendered IS NOT NULL",
+            (folder, folder[:-1] + chr(ord(folder[-1]) + 1)),
+        ).fetchall()
+        return {str(name): str(rendered) for name, rendered in rows}
+
     def set_rendered(self, name: str, fingerprint: str, now: datetime) -> None:
         self._db.execute(
             "INSERT INTO feeds (name, created_at, rendered) VALUES (?, ?, ?)"
@@ -474,9 +575,19 @@ class Store:
 
 _INSERT_ENTRY = (
     "INSERT INTO entries (url, title, section, categories, author, lead, image, content,"
-    " published, updated, version_at, content_hash, fulltext, audio)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " published, updated, version_at, content_hash, fulltext, audio, revision)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_ENTRY_COLUMNS = "url, title, section, categories, author, lead, image, content, published, updated, audio"
+
+
+def _in_view(sources: Sequence[str], section: str | None) -> tuple[str, tuple[str, ...]]:
+    """The condition (on ``entries AS e``) and its parameters for the entries a feed or section feed shows."""
+    marks = ", ".join("?" for _ in sources)
+    where = f"EXISTS (SELECT 1 FROM entry_sources AS s WHERE s.url = e.url AND s.source IN ({marks}))"
+    if section is None:
+        return where, tuple(sources)
+    return f"{where} AND section = ?", (*sources, section)
 
 
 def _entry_row(a: Article) -> tuple[object, ...]:

@@ -17,6 +17,7 @@ from feeder.config import (
     RfiSource,
     SeedsSource,
     ServerConfig,
+    WebSubConfig,
     load_config,
     parse_config,
     parse_duration,
@@ -49,7 +50,7 @@ def test_the_bundled_config_shows_every_setting() -> None:
     text = (ROOT / "config.yaml").read_text(encoding="utf-8")
     active = _keys(yaml.safe_load(text))
     commented = set(re.findall(r"^\s*#\s*-?\s*([a-z_]+):", text, flags=re.MULTILINE))
-    models: list[type[Any]] = [Config, ServerConfig, HttpConfig, SeedsSource, RfiSource, FeedConfig]
+    models: list[type[Any]] = [Config, ServerConfig, HttpConfig, WebSubConfig, SeedsSource, RfiSource, FeedConfig]
     settings = {name for model in models for name in model.model_fields}
     assert settings - active - commented == set()
 

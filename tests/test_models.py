@@ -57,6 +57,7 @@ def test_a_report_becomes_plain_json_data() -> None:
         ],
         "written": ["/out/rfi-cn.atom"],
         "unchanged_files": [],
+        "topics": [],
     }
     assert not report.failed
     assert RefreshReport(sources=(SourceReport("seeds", failure="gone"),)).failed

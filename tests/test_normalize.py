@@ -359,8 +359,15 @@ def test_sanitize_html_output_is_xml_safe() -> None:
         ("a\x0bb\x0cc", "abc"),
         ("a\ud800b\udfffc", "abc"),
         ("a\ufffeb\uffffc", "abc"),
-        ("a\x7fb\x85c\u2028d", "a\x7fb\x85c\u2028d"),  # legal in XML 1.0
-        ("\ufffd", "\ufffd"),
+        ("a\x7fb\x85c\u2028d", "abc\u2028d"),  # DEL and C1 are legal in XML 1.0, but validators flag them
+        ("a\x80b\x9fc", "abc"),
+        ("lost\ufffd", "lost"),  # bytes lost in decoding: flagged too
+        ("\ufdd0\ufdef", ""),
+        ("\x1b[1;31m红\x1b[0m字", "红字"),  # a terminal colour, whole: no "[0m" left behind
+        ("\x1b]0;窗口\x07正文\x1b]2;x\x1b\\", "正文"),
+        ("\x9b32m C1 CSI", " C1 CSI"),
+        ("\x1b(B\x1bM", ""),
+        ("ESC at the end\x1b", "ESC at the end"),
         ("", ""),
     ],
 )
@@ -443,9 +450,9 @@ def test_normalize_composes_image_lead_and_body() -> None:
 
 
 def test_lead_is_collapsed_and_escaped_in_the_content() -> None:
-    article = norm(dataclasses.replace(PARSED, lead="  A <b> &amp; B\x00  \n C "))
-    assert article.lead == "A <b> &amp; B C"
-    assert "<p><strong>A &lt;b&gt; &amp;amp; B C</strong></p>" in article.content_html
+    article = norm(dataclasses.replace(PARSED, lead="  A <b> &amp;amp; B\x00  \n C "))
+    assert article.lead == "A <b> & B C"  # a reference a double escape left behind is decoded too
+    assert "<p><strong>A &lt;b&gt; &amp; B C</strong></p>" in article.content_html
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from feeder import pipeline
-from feeder.config import Config, FeedConfig, parse_config
+from feeder import build
+from feeder.config import Config, parse_config
 from feeder.errors import PublishError
-from feeder.models import Problem
+from feeder.models import FeedDocument, Problem
 from feeder.pipeline import check_seeds, refresh
-from feeder.render import render_feed as real_render
+from feeder.render import render_document as real_render
 from feeder.store import Store
 from tests.builders import NOW, config_text, seed_text, seeds_folder, write_seed
 
@@ -123,11 +123,11 @@ def test_feeds_are_rendered_only_when_something_they_show_changed(
 ) -> None:
     rendered: list[str] = []
 
-    def counting_render(feed: FeedConfig, *args: Any, **kwargs: Any) -> dict[str, bytes]:
-        rendered.append(feed.name)
-        return real_render(feed, *args, **kwargs)
+    def counting_render(document: FeedDocument, *args: Any, **kwargs: Any) -> dict[str, bytes]:
+        rendered.append(document.path)
+        return real_render(document, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "render_feed", counting_render)
+    monkeypatch.setattr(build, "render_document", counting_render)
     config = parse_config(config_text(), tmp_path / "config.yaml")
     write_seed(tmp_path / "seeds", "001.txt", seed_text())
     refresh(config, store, NOW)

@@ -7,6 +7,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import feedparser
@@ -16,8 +17,8 @@ from hypothesis import strategies as st
 
 from feeder import render
 from feeder.config import FeedConfig
-from feeder.models import Enclosure, Entry, FeedInfo
-from feeder.render import render_feed, render_index, render_opml
+from feeder.models import Enclosure, Entry, FeedDocument, FeedInfo
+from feeder.render import render_document, render_feed, render_index, render_opml
 
 GOLDEN = Path(__file__).parent / "data" / "render"
 BASE = "http://127.0.0.1:8080/"
@@ -190,3 +191,97 @@ def test_a_feed_name_with_a_section_is_percent_encoded_in_its_links() -> None:
     files = render_feed(section_feed, entries(), base_url=BASE, updated=T0, ttl_minutes=1)
     atom = feedparser.parse(files["rfi-cn/中国.atom"]).feed
     assert [link.href for link in atom.links if link.rel == "self"] == [f"{BASE}rfi-cn/%E4%B8%AD%E5%9B%BD.atom"]
+
+
+def document(**changes: Any) -> FeedDocument:
+    base = FeedDocument(
+        path="rfi-cn",
+        feed_path="rfi-cn",
+        title="RFI 中文",
+        description="测试",
+        author="RFI",
+        language="zh-cn",
+        updated=T0,
+        ttl_minutes=15,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def links(parsed: Any) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for link in parsed.feed.links:
+        found.setdefault(link.rel, []).append(link.href)
+    return found
+
+
+def test_an_archive_page_is_marked_and_linked_to_its_neighbours_and_its_feed_in_every_format() -> None:
+    page = document(
+        path="rfi-cn/archive/2", archive=True, prev_archive="rfi-cn/archive/1", next_archive="rfi-cn/archive/3"
+    )
+    files = render_document(page, entries(), base_url=BASE)
+    for kind in ("atom", "rss"):
+        data = files[f"rfi-cn/archive/2.{kind}"]
+        assert b"<fh:archive/>" in data
+        assert b'xmlns:fh="http://purl.org/syndication/history/1.0"' in data
+        found = links(feedparser.parse(data))
+        assert found["self"] == [f"{BASE}rfi-cn/archive/2.{kind}"]
+        assert found["current"] == [f"{BASE}rfi-cn.{kind}"]
+        assert found["prev-archive"] == [f"{BASE}rfi-cn/archive/1.{kind}"]
+        assert found["next-archive"] == [f"{BASE}rfi-cn/archive/3.{kind}"]
+    atom = feedparser.parse(files["rfi-cn/archive/2.atom"]).feed
+    assert atom.id == f"{BASE}rfi-cn.atom"  # a document of the feed rfi-cn.atom
+    feed = json.loads(files["rfi-cn/archive/2.json"])
+    assert feed["feed_url"] == f"{BASE}rfi-cn.json"
+    assert feed["next_url"] == f"{BASE}rfi-cn/archive/1.json"  # JSON Feed pages on towards older items
+
+
+def test_a_subscription_feed_links_its_newest_archive_page_and_is_not_marked_an_archive() -> None:
+    files = render_document(document(prev_archive="rfi-cn/archive/7"), entries(), base_url=BASE)
+    for kind in ("atom", "rss"):
+        data = files[f"rfi-cn.{kind}"]
+        assert b"fh:archive" not in data
+        found = links(feedparser.parse(data))
+        assert found["prev-archive"] == [f"{BASE}rfi-cn/archive/7.{kind}"]
+        assert "current" not in found
+        assert "next-archive" not in found
+    assert json.loads(files["rfi-cn.json"])["next_url"] == f"{BASE}rfi-cn/archive/7.json"
+
+
+def test_hubs_are_announced_in_every_format_beside_the_self_link() -> None:
+    hubs = ("https://hub.example.org/", "http://127.0.0.1:9/hub")
+    files = render_document(document(hubs=hubs), entries(), base_url=BASE)
+    for kind in ("atom", "rss"):
+        found = links(feedparser.parse(files[f"rfi-cn.{kind}"]))
+        assert found["hub"] == list(hubs)
+        assert found["self"] == [f"{BASE}rfi-cn.{kind}"]
+    assert json.loads(files["rfi-cn.json"])["hubs"] == [{"type": "WebSub", "url": hub} for hub in hubs]
+    assert b'rel="hub"' not in render_document(document(), entries(), base_url=BASE)["rfi-cn.atom"]
+
+
+def test_media_files_are_not_alternatives_and_rss_says_each_date_once() -> None:
+    audio = Enclosure("https://aod.rfi.fr/cn/2024/a.mp3", "audio/mpeg", 1_234_567, 185)
+    entry = dataclasses.replace(entries()[0], audio=audio)
+    files = render_feed(FEED, [entry], base_url=BASE, updated=T0, ttl_minutes=1)
+    for name in ("rfi-cn.atom", "rfi-cn.rss"):
+        assert b"media:group" not in files[name]
+        parsed = feedparser.parse(files[name]).entries[0]
+        assert [c["url"] for c in parsed.media_content] == [entry.image, audio.url]
+        assert parsed.media_thumbnail[0]["url"] == entry.image
+        assert parsed.updated_parsed[:5] == (2024, 1, 10, 11, 5)
+    assert b"dc:date" not in files["rfi-cn.rss"]
+    assert b"<atom:updated>2024-01-10T11:05:00Z</atom:updated>" in files["rfi-cn.rss"]
+    assert b"ns1" not in files["rfi-cn.atom"]  # the enclosure link is in Atom's own namespace, unprefixed
+    assert b'<link rel="enclosure" href="https://aod.rfi.fr/cn/2024/a.mp3"' in files["rfi-cn.atom"]
+
+
+def test_text_a_validator_flags_never_reaches_any_format() -> None:
+    dirty = "\x1b[1;31m标\x7f题\x85\ufffd\x1b[0m"
+    entry = dataclasses.replace(
+        entries()[0], title=dirty, lead=dirty, content_html=f"<p>{dirty}</p>", categories=(dirty,), author=dirty
+    )
+    files = render_document(document(title=dirty, author=dirty), [entry], base_url=BASE)
+    for data in files.values():
+        text = data.decode("utf-8")
+        assert not any(c in text for c in "\x1b\x7f\x85\ufffd"), text
+        assert "[0m" not in text
+        assert "标题" in text

@@ -46,6 +46,7 @@ import feedparser
 import pytest
 
 from tests.builders import run_feeder, seed_text, write_seed
+from tests.feedcheck import check_json_feeds, validate_feeds
 
 pytestmark = pytest.mark.e2e
 
@@ -945,3 +946,11 @@ def test_the_fake_site_answers_conditional_requests() -> None:
     assert site.respond(MAIN_FEED, {"if-modified-since": headers["Last-Modified"]})[0] == 304
     assert site.respond(quote(MAIN_FEED) + "x", {})[0] == 404
     assert gzip.decompress(site.respond(A, {"accept-encoding": "gzip"})[2]) == (SITE / ROUTES[A][0]).read_bytes()
+
+
+def test_every_feed_of_the_live_source_passes_the_w3c_validator_and_the_json_feed_rules(polled: Polled) -> None:
+    public = polled.root / "public"
+    validate_feeds(public, "http://127.0.0.1:8080/")
+    check_json_feeds(public)
+    nordic = content(entries(polled.root)[canonical(B)])
+    assert "芬兰铁路公司宣布，部分北部线路暂停运营，直至气温回升。" in nordic  # the page's escapes and controls, gone

@@ -1,0 +1,335 @@
+"""The files the store's entries make: each feed, its section feeds, their RFC 5005 archive pages and their
+Traditional Chinese editions, then index.html and feeds.opml.
+
+A document is rendered only when what it shows, its settings or its files on disk changed, and is written as
+soon as it is rendered, so memory holds one document at a time however long the history. Archive pages are
+written before the feed that links to them. The store is read, and written only for the archive slots and the
+record of what was published; publishing is idempotent, so a crash part way is repaired by the next build.
+
+Archive pages: each feed or section feed numbers the entries that have left its newest ``max_entries`` (the
+first time from the oldest, later in the order they leave), and page N holds the slots
+``(N-1)·archive_page_entries`` up to the next page's. An entry keeps its slot, so a page changes only when
+one of its own entries changes or joins it; the newest page is created as soon as the one before it is full,
+so a full page's links are settled in the same build as its last entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from feeder.config import VARIANT_LANGUAGES, Config, FeedConfig
+from feeder.models import Entry, FeedDigest, FeedDocument, FeedInfo
+from feeder.normalize import is_section_name
+from feeder.publish import remove_leftovers, write_files
+from feeder.render import FORMATS, render_document, render_index, render_opml
+from feeder.store import Store
+from feeder.variants import converter
+
+# Bump when rendering changes, so every document is rendered again.
+RENDER_VERSION = "4"
+ARCHIVE_FOLDER = "archive"
+
+
+@dataclass(frozen=True, slots=True)
+class Edition:
+    """A feed as written in one script: the original (``variant`` None) or a Traditional Chinese edition."""
+
+    variant: str | None
+    name: str
+    language: str
+
+    def text(self, text: str) -> str:
+        return text if self.variant is None else converter(self.variant).text(text)
+
+    def entries(self, entries: Sequence[Entry]) -> list[Entry]:
+        if self.variant is None:
+            return list(entries)
+        convert = converter(self.variant).entry
+        return [convert(entry) for entry in entries]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A feed, or one of its section feeds."""
+
+    feed: FeedConfig
+    section: str | None
+    title: str
+
+    @property
+    def key(self) -> str:
+        """The original edition's name of the view: what its archive slots are kept under."""
+        return self.path(self.feed.name)
+
+    def path(self, edition_name: str) -> str:
+        return edition_name if self.section is None else f"{edition_name}/{self.section}"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivePlan:
+    """A view's archive pages: how many, and what each shows in brief (None: unchanged since the last build)."""
+
+    pages: int
+    size: int
+    top: frozenset[str]
+    digests: dict[int, str] | None
+
+
+@dataclass
+class Built:
+    """What a build wrote, left as it was, and which subscription feeds' URLs changed (for WebSub)."""
+
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+
+
+def build(config: Config, store: Store, now: datetime) -> Built:
+    """Render and publish whatever changed since the last build."""
+    remove_leftovers(config.output_dir)
+    builder = _Builder(config, store, now)
+    infos = [info for feed in config.feeds for info in builder.feed(feed)]
+    files = {"index.html": render_index(infos, config.base_url), "feeds.opml": render_opml(infos, config.base_url)}
+    written, unchanged = write_files(config.output_dir, files)
+    builder.built.written += written
+    builder.built.unchanged += unchanged
+    with store.transaction():
+        for name, stamp in builder.stamps.items():
+            store.set_rendered(name, stamp, now)
+    return builder.built
+
+
+def editions(feed: FeedConfig) -> list[Edition]:
+    """The feed itself, then its Traditional Chinese editions."""
+    variants = [Edition(v, feed.variant_name(v), VARIANT_LANGUAGES[v]) for v in feed.variants]
+    return [Edition(None, feed.name, feed.language), *variants]
+
+
+def views(feed: FeedConfig, store: Store) -> list[View]:
+    """A feed, then (with ``sections``) one feed per section of its entries: NAME/SECTION.atom and so on."""
+    found = [View(feed, None, feed.title)]
+    if feed.sections:
+        sections = filter(is_section_name, store.sections(feed.sources))
+        found += [View(feed, section, f"{feed.title} · {section}") for section in sections]
+    return found
+
+
+def archive_page(view_path: str, number: int) -> str:
+    return f"{view_path}/{ARCHIVE_FOLDER}/{number}"
+
+
+class _Builder:
+    def __init__(self, config: Config, store: Store, now: datetime) -> None:
+        self.config, self.store, self.now = config, store, now
+        self.built = Built()
+        self.stamps: dict[str, str] = {}
+        """Per document rendered, what to record as published once everything is written."""
+
+    def feed(self, feed: FeedConfig) -> Iterator[FeedInfo]:
+        with self.store.transaction():
+            created = self.store.feed_created_at(feed.name, self.now)
+        ttl = max(1, math.ceil(self.config.feed_interval(feed).total_seconds() / 60))
+        for view in views(feed, self.store):
+            digest = self.store.feed_digest(feed.sources, feed.max_entries, view.section)
+            plan = self._plan(view, digest) if feed.archive else None
+            documents = {
+                edition: self._document(view, edition, digest.newest_updated or created, ttl, plan)
+                for edition in editions(feed)
+            }
+            if plan is not None:
+                self._publish_pages(view, plan, documents, created)
+            yield from self._publish_feeds(view, digest, documents)
+
+    def _document(
+        self, view: View, edition: Edition, updated: datetime, ttl: int, plan: ArchivePlan | None
+    ) -> FeedDocument:
+        """The subscription feed of a view in one edition."""
+        path = view.path(edition.name)
+        return FeedDocument(
+            path=path,
+            feed_path=path,
+            title=edition.text(view.title),
+            description=edition.text(view.feed.description if view.section is None else view.title),
+            author=view.feed.author,
+            language=edition.language,
+            updated=updated,
+            ttl_minutes=ttl,
+            prev_archive=archive_page(path, plan.pages) if plan and plan.pages else None,
+            hubs=self.config.websub.hubs,
+        )
+
+    # -- subscription feeds
+
+    def _publish_feeds(
+        self, view: View, digest: FeedDigest, documents: dict[Edition, FeedDocument]
+    ) -> Iterator[FeedInfo]:
+        loaded: list[Entry] | None = None
+        for edition, document in documents.items():
+            fingerprint = self._fingerprint(document, digest.rows_sha256)
+            if self._is_published(document.path, fingerprint):
+                self.built.unchanged += [self.config.output_dir / f"{document.path}.{kind}" for kind in FORMATS]
+            else:
+                if loaded is None:
+                    loaded = self.store.entries(view.feed.sources, view.feed.max_entries, view.section)
+                written = self._publish(document, edition.entries(loaded), fingerprint)
+                self.built.topics += [self._url(path) for path in written]
+            title = document.title if edition.variant is None else f"{document.title} ({edition.language})"
+            yield FeedInfo(document.path, title, document.description, document.updated, digest.count, edition.language)
+
+    # -- archive pages
+
+    def _plan(self, view: View, digest: FeedDigest) -> ArchivePlan:
+        """Give the entries that left the view's newest ``max_entries`` their slots; brief each page when
+        anything may have changed since the last build."""
+        feed, store = view.feed, self.store
+        size, top = feed.archive_page_entries, frozenset(digest.urls)
+        sources = json.dumps(sorted(feed.sources))
+        settings = [RENDER_VERSION, self.config.base_url, feed.model_dump_json(), self.config.feed_interval(feed)]
+        state = json.dumps([store.revision(), digest.rows_sha256, settings], default=str)
+        with store.transaction():
+            if store.archive_sources(view.key) != sources:
+                store.start_archive(view.key, sources)
+            if store.archive_state(view.key) == state:
+                return ArchivePlan(_page_count(store.archive_slot_count(view.key), size), size, top, None)
+            leaving = [url for url in store.unslotted(view.key, feed.sources, view.section) if url not in top]
+            pages = _page_count(store.add_slots(view.key, leaving), size)
+            digests = _page_digests(store.slotted(view.key), size, top)
+            store.set_archive_state(view.key, state)
+        return ArchivePlan(pages, size, top, digests)
+
+    def _publish_pages(
+        self, view: View, plan: ArchivePlan, documents: dict[Edition, FeedDocument], created: datetime
+    ) -> None:
+        published = {
+            edition: self.store.rendered_under(f"{document.path}/{ARCHIVE_FOLDER}/")
+            for edition, document in documents.items()
+        }
+        for index in range(plan.pages):
+            due = list(self._pages_due(view, plan, index, documents, published))
+            if due:
+                slots = self.store.slotted_entries(view.key, *_slots(index, plan.size))
+                entries = [entry for entry in slots if entry.url not in plan.top]
+                updated = max((entry.updated for entry in entries), default=created)
+                for edition, page, fingerprint in due:
+                    self._publish(dataclasses.replace(page, updated=updated), edition.entries(entries), fingerprint)
+
+    def _pages_due(
+        self,
+        view: View,
+        plan: ArchivePlan,
+        index: int,
+        documents: dict[Edition, FeedDocument],
+        published: dict[Edition, dict[str, str]],
+    ) -> Iterator[tuple[Edition, FeedDocument, str]]:
+        """The editions of one archive page to render again, each with the page and its fingerprint."""
+        digest = plan.digests.get(index, _EMPTY) if plan.digests is not None else None
+        for edition, document in documents.items():
+            page = _page(document, index, plan.pages)
+            stamp = published[edition].get(page.path)
+            if digest is None and _files_match(stamp, self._files_stamp(page.path)):
+                continue  # nothing changed since the last build, and its files are as written then
+            if digest is None:
+                rows = self.store.slotted(view.key, *_slots(index, plan.size))
+                digest = _page_digests(rows, plan.size, plan.top).get(index, _EMPTY)
+            fingerprint = self._fingerprint(page, digest)
+            if stamp != self._stamp(page.path, fingerprint):
+                yield edition, page, fingerprint
+
+    # -- publishing and what was published
+
+    def _publish(self, document: FeedDocument, entries: Sequence[Entry], fingerprint: str) -> list[Path]:
+        files = render_document(document, entries, base_url=self.config.base_url)
+        written, unchanged = write_files(self.config.output_dir, files)
+        self.built.written += written
+        if not document.archive:
+            self.built.unchanged += unchanged
+        self.stamps[document.path] = self._stamp(document.path, fingerprint)
+        return written
+
+    def _fingerprint(self, document: FeedDocument, shown: str) -> str:
+        described = dataclasses.asdict(document)
+        if document.archive:
+            del described["updated"]  # follows from the entries, which ``shown`` covers
+        settings = [RENDER_VERSION, self.config.base_url, described, shown]
+        return hashlib.sha256(json.dumps(settings, default=str).encode()).hexdigest()
+
+    def _is_published(self, path: str, fingerprint: str) -> bool:
+        return self.store.rendered(path) == self._stamp(path, fingerprint)
+
+    def _stamp(self, path: str, fingerprint: str) -> str:
+        return f"{fingerprint}:{self._files_stamp(path)}"
+
+    def _files_stamp(self, path: str) -> str:
+        """Size and mtime of a document's published files, so a deleted or damaged file is rendered again."""
+        stamps = []
+        for kind in FORMATS:
+            for suffix in ("", ".gz"):
+                try:
+                    st = (self.config.output_dir / f"{path}.{kind}{suffix}").stat()
+                except OSError:
+                    return "missing"
+                stamps.append((st.st_size, st.st_mtime_ns))
+        return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+
+    def _url(self, path: Path) -> str:
+        return self.config.base_url + quote(path.relative_to(self.config.output_dir).as_posix())
+
+
+def by_archive_folder(paths: Sequence[Path]) -> tuple[list[Path], dict[Path, int]]:
+    """The paths that are not archive pages, and per archive folder how many of its files there are: what a
+    report shows, where a first build may write thousands of pages."""
+    others: list[Path] = []
+    folders: dict[Path, int] = {}
+    for path in paths:
+        if path.parent.name == ARCHIVE_FOLDER and path.name.split(".", 1)[0].isdigit():
+            folders[path.parent] = folders.get(path.parent, 0) + 1
+        else:
+            others.append(path)
+    return others, folders
+
+
+_EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+def _page(document: FeedDocument, index: int, pages: int) -> FeedDocument:
+    """Archive page ``index`` (0 the oldest) of a subscription feed; dated once its entries are read."""
+    number = index + 1
+    return dataclasses.replace(
+        document,
+        path=archive_page(document.path, number),
+        archive=True,
+        prev_archive=archive_page(document.path, number - 1) if number > 1 else None,
+        next_archive=archive_page(document.path, number + 1) if number < pages else document.path,
+        hubs=(),
+    )
+
+
+def _page_count(slots: int, size: int) -> int:
+    """Pages for this many slots: none without any, else one more than the full ones (so a page's successor
+    exists as soon as it is full)."""
+    return slots // size + 1 if slots else 0
+
+
+def _slots(index: int, size: int) -> tuple[int, int]:
+    return index * size, (index + 1) * size
+
+
+def _page_digests(rows: Iterator[tuple[int, str, int, int]], size: int, top: frozenset[str]) -> dict[int, str]:
+    """Per page that shows any entry, a digest of them (URL, publication time and revision, in slot order)."""
+    hashers: dict[int, hashlib._Hash] = {}
+    for seq, url, published, revision in rows:
+        if url not in top:
+            hashers.setdefault(seq // size, hashlib.sha256()).update(f"{url} {published} {revision}\n".encode())
+    return {index: hasher.hexdigest() for index, hasher in hashers.items()}
+
+
+def _files_match(stamp: str | None, files: str) -> bool:
+    return stamp is not None and stamp.endswith(f":{files}")
