@@ -1,8 +1,8 @@
 """`python -m bench` (what `make bench` runs, from the project folder): every benchmark, then one table.
 
-Runs pipeline, render, daemon, serve and live in that order (or only those named with --only), each printing its
-samples as it goes, collects their figures and ends with one table of every figure next to its floor. Exits 1
-when a figure misses its target, 2 when a tool a chosen benchmark needs is missing.
+Runs pipeline, render, variants, daemon, serve and live in that order (or only those named with --only), each
+printing its samples as it goes, collects their figures and ends with one table of every figure next to its
+floor. Exits 1 when a figure misses its target, 2 when a tool a chosen benchmark needs is missing.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 
 from bench.common import Figure, print_table
 
-BENCHMARKS = ("pipeline", "render", "daemon", "serve", "live")
+BENCHMARKS = ("pipeline", "render", "variants", "daemon", "serve", "live")
 # What each benchmark runs besides Python, and the Debian package that has it.
 TOOLS = {
     "pipeline": {"/usr/bin/time": "time"},
+    "variants": {"/usr/bin/time": "time"},
     "serve": {"nginx": "nginx-light", "wrk": "wrk"},
 }
 MODULES = {"serve": {"aiohttp": "pip install -e '.[bench]'"}}
@@ -62,6 +63,12 @@ def render(args: argparse.Namespace) -> list[Figure]:
     return render.figures(args.rounds)
 
 
+def variants(args: argparse.Namespace) -> list[Figure]:
+    from bench import variants  # noqa: PLC0415
+
+    return variants.figures(args.rounds)
+
+
 def daemon(args: argparse.Namespace) -> list[Figure]:
     from bench import daemon  # noqa: PLC0415
 
@@ -83,6 +90,7 @@ def live(args: argparse.Namespace) -> list[Figure]:
 RUNNERS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "pipeline": pipeline,
     "render": render,
+    "variants": variants,
     "daemon": daemon,
     "serve": serve,
     "live": live,

@@ -49,12 +49,6 @@ class Edition:
     def text(self, text: str) -> str:
         return text if self.variant is None else converter(self.variant).text(text)
 
-    def entries(self, entries: Sequence[Entry]) -> list[Entry]:
-        if self.variant is None:
-            return list(entries)
-        convert = converter(self.variant).entry
-        return [convert(entry) for entry in entries]
-
 
 @dataclass(frozen=True, slots=True)
 class View:
@@ -179,7 +173,7 @@ class _Builder:
             else:
                 if loaded is None:
                     loaded = self.store.entries(view.feed.sources, view.feed.max_entries, view.section)
-                written = self._publish(document, edition.entries(loaded), fingerprint)
+                written = self._publish(document, self._shown(edition, loaded), fingerprint)
                 self.built.topics += [self._url(path) for path in written]
             title = document.title if edition.variant is None else f"{document.title} ({edition.language})"
             yield FeedInfo(document.path, title, document.description, document.updated, digest.count, edition.language)
@@ -219,7 +213,9 @@ class _Builder:
                 entries = [entry for entry in slots if entry.url not in plan.top]
                 updated = max((entry.updated for entry in entries), default=created)
                 for edition, page, fingerprint in due:
-                    self._publish(dataclasses.replace(page, updated=updated), edition.entries(entries), fingerprint)
+                    self._publish(
+                        dataclasses.replace(page, updated=updated), self._shown(edition, entries), fingerprint
+                    )
 
     def _pages_due(
         self,
@@ -244,6 +240,17 @@ class _Builder:
                 yield edition, page, fingerprint
 
     # -- publishing and what was published
+
+    def _shown(self, edition: Edition, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries as an edition shows them: converted for a variant, with what was converted before reused."""
+        if edition.variant is None:
+            return list(entries)
+        kept = self.store.converted(edition.variant, [entry.url for entry in entries])
+        shown, fresh = converter(edition.variant).entries(entries, kept)
+        if fresh:
+            with self.store.transaction():
+                self.store.remember_converted(edition.variant, fresh)
+        return shown
 
     def _publish(self, document: FeedDocument, entries: Sequence[Entry], fingerprint: str) -> list[Path]:
         files = render_document(document, entries, base_url=self.config.base_url)

@@ -29,14 +29,26 @@ def write_files(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path
     """``publish`` without looking for a killed publish's leftovers: for many calls in a row."""
     written: list[Path] = []
     unchanged: list[Path] = []
+    renamed_in: set[Path] = set()
     for name, data in files.items():
         path = output_dir / name
-        changed = write_if_changed(path, data)
+        changed = write_if_changed(path, data, sync_folder=False)
         gz = path.with_name(path.name + ".gz")
-        if changed or not _is_fresh(gz, path):
-            write_if_changed(gz, gzip.compress(data, compresslevel=9, mtime=0))
+        if (changed or not _is_fresh(gz, path)) and write_if_changed(
+            gz, gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0), sync_folder=False
+        ):
+            renamed_in.add(gz.parent)
         (written if changed else unchanged).append(path)
+    for folder in renamed_in | {path.parent for path in written}:  # the renames made durable, once per folder
+        try:
+            _sync_folder(folder)
+        except OSError as e:
+            raise PublishError(f"{folder}: cannot sync the folder: {e.strerror or e}") from e
     return written, unchanged
+
+
+GZIP_LEVEL = 6
+"""zlib's default: within 1% of level 9's size on feeds, in three quarters of its time."""
 
 
 LEFTOVER_AGE = 60.0  # seconds: a temporary file this old belongs to a publish that was killed
@@ -61,8 +73,10 @@ def _is_fresh(gz: Path, source: Path) -> bool:
         return False
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically replace ``path`` with ``data`` unless it already holds exactly that; True if written."""
+def write_if_changed(path: Path, data: bytes, *, sync_folder: bool = True) -> bool:
+    """Atomically replace ``path`` with ``data`` unless it already holds exactly that; True if written.
+
+    ``sync_folder=False`` leaves making the rename durable (an fsync of the folder) to the caller."""
     try:
         if path.read_bytes() == data:
             return False
@@ -72,6 +86,8 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         raise PublishError(f"{path}: cannot read the published file: {e.strerror or e}") from e
     try:
         _atomic_write(path, data)
+        if sync_folder:
+            _sync_folder(path.parent)
     except OSError as e:
         raise PublishError(f"{path}: cannot write: {e.strerror or e}") from e
     return True
@@ -90,10 +106,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
 
 
-def _fsync_folder(folder: Path) -> None:
+def _sync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

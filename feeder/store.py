@@ -115,6 +115,13 @@ MIGRATIONS: tuple[str, ...] = (
         sources TEXT NOT NULL,
         state TEXT NOT NULL
     ) WITHOUT ROWID;
+    CREATE TABLE editions (
+        variant TEXT NOT NULL,
+        url TEXT NOT NULL,
+        source TEXT NOT NULL,
+        converted TEXT NOT NULL,
+        PRIMARY KEY (variant, url)
+    );
     """,
 )
 
@@ -543,6 +550,29 @@ class Store:
     def page_failures(self, url: str) -> int:
         row = self._db.execute("SELECT failures FROM pages WHERE url = ?", (url,)).fetchone()
         return 0 if row is None else int(row[0])
+
+    # Traditional Chinese editions ---------------------------------------------
+    # An entry's text as converted for a variant, with a hash of the text it was converted from: what the
+    # entry still shows is converted again only once that text changed.
+
+    def converted(self, variant: str, urls: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """{url: (hash of the original text, the converted text as stored)} of these entries in a variant."""
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(urls), _MAX_PARAMETERS):
+            chunk = urls[start : start + _MAX_PARAMETERS]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT url, source, converted FROM editions WHERE variant = ? AND url IN ({marks})", (variant, *chunk)
+            )
+            found.update((str(url), (str(source), str(text))) for url, source, text in rows)
+        return found
+
+    def remember_converted(self, variant: str, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Keep (url, hash of the original text, converted text) for a variant, replacing what was there."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO editions (variant, url, source, converted) VALUES (?, ?, ?, ?)",
+            ((variant, *row) for row in rows),
+        )
 
     # Feeds ----------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 The only module that imports opencc. ``zh-tw`` converts with OpenCC's ``s2twp`` (Taiwan standard, with Taiwan's
 phrases: 软件 → 軟體), ``zh-hk`` with ``s2hk``. In HTML only the text between tags is converted: tags,
-attribute values and URLs are never touched. Converted text is cached by content hash, within a bound on the
-characters kept, so an entry that did not change is not converted again by the same process.
+attribute values and URLs are never touched. An entry's converted text is kept by the caller (the store's
+editions table) with a hash of the text it came from, so an entry that did not change is not converted again.
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import re
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 
 import opencc
 
 from feeder.models import Entry
 
 OPENCC_CONFIGS = {"zh-tw": "s2twp", "zh-hk": "s2hk"}
-CACHE_CHARACTERS = 4_000_000
-"""What the cache of converted text may hold, in characters (about 8 MB): the entries of the feeds a
-refresh renders again, several times over."""
 
 # A tag of sanitized HTML (attribute values are quoted and may hold ">"; comments are gone), captured so that
 # splitting keeps it.
@@ -31,6 +28,9 @@ _TAG = re.compile(r"""(<(?:[^>"']|"[^"]*"|'[^']*')*>)""")
 # reaches a feed never holds one (feeder.text.xml_safe), and OpenCC's dictionaries never match across it.
 _SEPARATOR = "\x01"
 
+Converted = tuple[str, str, str]
+"""What is kept of an entry's conversion: (URL, hash of the original text, the converted text as JSON)."""
+
 
 class Converter:
     """Converts Simplified Chinese text to one Traditional variant."""
@@ -38,66 +38,61 @@ class Converter:
     def __init__(self, variant: str) -> None:
         self.variant = variant
         self._opencc = opencc.OpenCC(OPENCC_CONFIGS[variant])
-        self._cache: OrderedDict[bytes, str] = OrderedDict()
-        self._cached_characters = 0
         self.conversions = 0
-        """How many texts OpenCC converted (what the cache did not answer): tests and benchmarks read it."""
+        """How many texts OpenCC converted: tests and benchmarks read it."""
 
     def text(self, text: str) -> str:
         """Plain text, converted."""
-        return self._cached("t", text, self._convert)
-
-    def html(self, fragment: str) -> str:
-        """An HTML fragment with its text converted and its markup byte for byte as it was."""
-        return self._cached("h", fragment, self._convert_html)
-
-    def entry(self, entry: Entry) -> Entry:
-        """An entry as this variant's feeds show it: same id, link, dates and image; text converted."""
-        return dataclasses.replace(
-            entry,
-            title=self.text(entry.title),
-            lead=self.text(entry.lead),
-            content_html=self.html(entry.content_html),
-            categories=tuple(self.text(term) for term in entry.categories),
-        )
-
-    def _convert(self, text: str) -> str:
+        if not text or text.isascii():
+            return text
         self.conversions += 1
         return str(self._opencc.convert(text))
 
-    def _convert_html(self, fragment: str) -> str:
+    def html(self, fragment: str) -> str:
+        """An HTML fragment with its text converted and its markup byte for byte as it was."""
+        if not fragment or fragment.isascii():
+            return fragment
         pieces = _TAG.split(fragment)  # text, tag, text, tag, …, text: the text at the even places
         texts = pieces[0::2]
-        if _SEPARATOR in fragment:
-            converted = [self._convert(text) if text else text for text in texts]
-        else:
-            converted = self._convert(_SEPARATOR.join(texts)).split(_SEPARATOR)
-        if len(converted) != len(texts):  # never seen; then each piece on its own rather than misplace text
-            converted = [self._convert(text) if text else text for text in texts]
+        converted = self.text(_SEPARATOR.join(texts)).split(_SEPARATOR) if _SEPARATOR not in fragment else []
+        if len(converted) != len(texts):  # a separator in the text itself: each piece on its own
+            converted = [self.text(text) for text in texts]
         pieces[0::2] = converted
         return "".join(pieces)
 
-    def _cached(self, kind: str, text: str, convert: Callable[[str], str]) -> str:
-        if not text or text.isascii():
-            return text
-        key = hashlib.blake2b(f"{kind}{text}".encode(errors="surrogatepass"), digest_size=16).digest()
-        found = self._cache.get(key)
-        if found is not None:
-            self._cache.move_to_end(key)
-            return found
-        result = convert(text)
-        self._remember(key, result)
-        return result
+    def entries(
+        self, entries: Sequence[Entry], kept: Mapping[str, tuple[str, str]]
+    ) -> tuple[list[Entry], list[Converted]]:
+        """The entries as this variant's feeds show them (same id, link, dates and image; text converted), and
+        the conversions to keep. ``kept`` is what was kept before, by URL: used while its hash still matches."""
+        shown: list[Entry] = []
+        fresh: list[Converted] = []
+        for entry in entries:
+            original = _original_text(entry)
+            source = hashlib.sha256(original.encode("utf-8", errors="surrogatepass")).hexdigest()
+            before = kept.get(entry.url)
+            if before is not None and before[0] == source:
+                text = before[1]
+            else:
+                text = self._convert_entry(entry)
+                fresh.append((entry.url, source, text))
+            title, lead, content, categories = json.loads(text)
+            shown.append(
+                dataclasses.replace(entry, title=title, lead=lead, content_html=content, categories=tuple(categories))
+            )
+        return shown, fresh
 
-    def _remember(self, key: bytes, value: str) -> None:
-        self._cache[key] = value
-        self._cached_characters += len(value)
-        while self._cached_characters > CACHE_CHARACTERS and self._cache:
-            _, dropped = self._cache.popitem(last=False)
-            self._cached_characters -= len(dropped)
+    def _convert_entry(self, entry: Entry) -> str:
+        categories = [self.text(term) for term in entry.categories]
+        converted = [self.text(entry.title), self.text(entry.lead), self.html(entry.content_html), categories]
+        return json.dumps(converted, ensure_ascii=False)
+
+
+def _original_text(entry: Entry) -> str:
+    return json.dumps([entry.title, entry.lead, entry.content_html, entry.categories], ensure_ascii=False)
 
 
 @functools.cache
 def converter(variant: str) -> Converter:
-    """The process's converter for a variant (``zh-tw`` or ``zh-hk``), with its cache."""
+    """The process's converter for a variant (``zh-tw`` or ``zh-hk``): OpenCC loads its dictionaries once."""
     return Converter(variant)

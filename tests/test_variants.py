@@ -3,6 +3,7 @@ own feeds, sections and archives, listed beside the original; converted once per
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import timedelta
@@ -14,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feeder import build as build_module
 from feeder import variants
 from feeder.config import Config, parse_config
 from feeder.errors import ConfigError
+from feeder.models import Entry
 from feeder.normalize import sanitize_html
 from feeder.pipeline import refresh, state_database
 from feeder.store import Store
@@ -63,22 +64,23 @@ def test_no_tag_of_sanitized_html_is_ever_changed(pieces: list[str], variant: st
     assert [converter.text(text) for text in TAG.split(fragment)] == TAG.split(converted)
 
 
-def test_the_same_text_is_converted_once() -> None:
+def test_an_entry_is_converted_again_only_once_its_text_changed() -> None:
     converter = Converter("zh-tw")
-    for _ in range(3):
-        assert converter.html("<p>软件</p>") == "<p>軟體</p>"
-        assert converter.text("信息") == "資訊"
-    assert converter.conversions == 2
-
-
-def test_the_cache_keeps_to_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(variants, "CACHE_CHARACTERS", 100)
-    converter = Converter("zh-hk")
-    for number in range(50):
-        converter.text(f"网络{number:08d}")
-    assert converter._cached_characters <= 100
-    converter.text("网络00000049")  # the newest are kept
-    assert converter.conversions == 50
+    first = Entry(TAIWAN_URL, "台湾", "中国", ("中国",), None, "导语", None, "<p>软件</p>", NOW, NOW)
+    second = dataclasses.replace(first, url=TAIWAN_URL + "-2", title="网络")
+    shown, fresh = converter.entries([first, second], {})
+    assert [(e.title, e.lead, e.content_html, e.categories) for e in shown] == [
+        ("臺灣", "導語", "<p>軟體</p>", ("中國",)),
+        ("網路", "導語", "<p>軟體</p>", ("中國",)),
+    ]
+    assert [e.url for e in shown] == [first.url, second.url]
+    kept = {url: (source, text) for url, source, text in fresh}
+    converted = converter.conversions
+    again, nothing = converter.entries([first, second], kept)
+    assert (again, nothing, converter.conversions) == (shown, [], converted)
+    changed = dataclasses.replace(second, lead="信息")
+    _, redone = converter.entries([first, changed], kept)
+    assert [url for url, _, _ in redone] == [changed.url]
 
 
 # Editions end to end ----------------------------------------------------------------------------------------
@@ -188,22 +190,28 @@ def test_a_rebuild_with_no_new_input_leaves_every_edition_byte_identical(publish
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == files
 
 
-def test_rendering_everything_again_converts_nothing_already_converted(
+def test_rendering_everything_again_converts_no_entry_already_converted(
     published: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    converters = {"zh-tw": Converter("zh-tw"), "zh-hk": Converter("zh-hk")}
-    monkeypatch.setattr(build_module, "converter", converters.__getitem__)
+    converted: list[str] = []
+    real = Converter._convert_entry
+
+    def counting(self: Converter, entry: Entry) -> str:
+        converted.append(f"{self.variant} {entry.url}")
+        return real(self, entry)
+
+    monkeypatch.setattr(Converter, "_convert_entry", counting)
     files = {p: p.read_bytes() for p in published.output_dir.rglob("*") if p.suffix in (".atom", ".rss", ".json")}
     for path in files:
-        path.unlink()  # every document is rendered again
+        path.unlink()  # every document is rendered again, in a new process as far as the store can tell
     build(published)
-    first = {variant: converter.conversions for variant, converter in converters.items()}
-    assert all(first.values())
-    for path in files:
-        path.unlink()
-    build(published)
-    assert {variant: converter.conversions for variant, converter in converters.items()} == first
+    assert converted == []
     assert {p: p.read_bytes() for p in files} == files
+
+    seeds = published.output_dir.parent / "seeds"
+    write_seed(seeds, "0.txt", (seeds / "0.txt").read_text(encoding="utf-8").replace("新总统", "新的总统"))
+    build(published, hours=1)
+    assert sorted(converted) == [f"zh-hk {TAIWAN_URL}", f"zh-tw {TAIWAN_URL}"]  # the edited one, once each
 
 
 def test_no_variant_no_edition(tmp_path: Path) -> None:
