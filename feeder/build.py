@@ -95,9 +95,11 @@ def build(config: Config, store: Store, now: datetime) -> Built:
     written, unchanged = write_files(config.output_dir, files)
     builder.built.written += written
     builder.built.unchanged += unchanged
-    with store.transaction():
+    with store.transaction():  # only now, so a build cut short is done again, whole, by the next one
         for name, stamp in builder.stamps.items():
             store.set_rendered(name, stamp, now)
+        for view, state in builder.archive_states.items():
+            store.set_archive_state(view, state)
     return builder.built
 
 
@@ -126,6 +128,8 @@ class _Builder:
         self.built = Built()
         self.stamps: dict[str, str] = {}
         """Per document rendered, what to record as published once everything is written."""
+        self.archive_states: dict[str, str] = {}
+        """Per view whose archive was planned afresh, what it was planned for: recorded with the stamps."""
 
     def feed(self, feed: FeedConfig) -> Iterator[FeedInfo]:
         with self.store.transaction():
@@ -196,7 +200,7 @@ class _Builder:
             leaving = [url for url in store.unslotted(view.key, feed.sources, view.section) if url not in top]
             pages = _page_count(store.add_slots(view.key, leaving), size)
             digests = _page_digests(store.slotted(view.key), size, top)
-            store.set_archive_state(view.key, state)
+        self.archive_states[view.key] = state
         return ArchivePlan(pages, size, top, digests)
 
     def _publish_pages(

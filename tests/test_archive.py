@@ -13,7 +13,9 @@ from urllib.parse import quote, unquote
 import feedparser
 import pytest
 
+from feeder import build as build_module
 from feeder.config import Config, parse_config
+from feeder.errors import PublishError
 from feeder.pipeline import refresh, state_database
 from feeder.store import Store
 from tests.builders import NOW, run_feeder, seed_text, write_seed
@@ -244,3 +246,20 @@ def test_a_rebuild_with_no_new_input_rewrites_nothing(history: Config) -> None:
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in history.output_dir.rglob("*") if p.is_file()}
     build(history, NOW + timedelta(hours=1))
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == files
+
+
+def test_a_build_cut_short_is_completed_by_the_next_one(history: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = build_module.write_files
+
+    def crash_at_the_archive(output_dir: Path, files: dict[str, bytes]) -> tuple[list[Path], list[Path]]:
+        if any("/archive/" in name for name in files):
+            raise PublishError("the disk is full")
+        return real(output_dir, files)
+
+    write_articles(history.output_dir.parent / "seeds", range(ARTICLES, ARTICLES + 30))
+    monkeypatch.setattr(build_module, "write_files", crash_at_the_archive)
+    with pytest.raises(PublishError):
+        build(history)
+    monkeypatch.undo()
+    build(history)
+    assert_every_entry_once(history)
