@@ -155,7 +155,8 @@ DOCUMENT = FeedDocument(
 
 
 def feeder_json(entries: Sequence[Entry]) -> dict[str, bytes]:
-    return {"json": render._json_feed(DOCUMENT, entries, BASE_URL)}
+    texts = [render._Texts.of(entry, DOCUMENT.author) for entry in entries]
+    return {"json": render._json_feed(DOCUMENT, entries, texts, BASE_URL)}
 
 
 def plain_json(entries: Sequence[Entry]) -> dict[str, bytes]:

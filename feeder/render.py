@@ -11,7 +11,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import orjson
@@ -54,18 +54,42 @@ def render_feed(
 
 def render_document(document: FeedDocument, entries: Sequence[Entry], *, base_url: str) -> dict[str, bytes]:
     """``{file name: bytes}`` for one document's Atom, RSS and JSON Feed files."""
-    generator = _generator(document, entries, base_url)
+    texts = [_Texts.of(entry, document.author) for entry in entries]
+    generator = _generator(document, entries, texts, base_url)
     atom = generator.atom_str(pretty=True)
     _set_links(generator, base_url, document.path, "rss")
     rss = generator.rss_str(pretty=True)
     return {
         f"{document.path}.atom": atom,
         f"{document.path}.rss": rss,
-        f"{document.path}.json": _json_feed(document, entries, base_url),
+        f"{document.path}.json": _json_feed(document, entries, texts, base_url),
     }
 
 
-def _generator(document: FeedDocument, entries: Sequence[Entry], base_url: str) -> FeedGenerator:
+class _Texts(NamedTuple):
+    """An entry's text as every format writes it: plain-text fields with references decoded and no tag
+    lookalike, nothing a validator flags. Made once per entry, for the three formats."""
+
+    title: str
+    lead: str
+    content: str
+    categories: list[str]
+    author: str
+
+    @classmethod
+    def of(cls, entry: Entry, default_author: str) -> _Texts:
+        return cls(
+            title=plain_text(entry.title) or entry.url,  # an entry must have a title
+            lead=xml_safe(unescaped(entry.lead)),
+            content=xml_safe(entry.content_html),
+            categories=[plain_text(term) for term in entry.categories],
+            author=plain_text(entry.author or default_author),
+        )
+
+
+def _generator(
+    document: FeedDocument, entries: Sequence[Entry], texts: Sequence[_Texts], base_url: str
+) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("media", _MediaNamespace, _Media)
     fg.register_extension("rss_extras", _DcNamespace, _RssExtras, atom=False)
@@ -81,8 +105,8 @@ def _generator(document: FeedDocument, entries: Sequence[Entry], base_url: str) 
     fg.lastBuildDate(document.updated)
     fg.ttl(document.ttl_minutes)
     _set_links(fg, base_url, document.path, "atom")
-    for entry in entries:
-        _add_entry(fg, entry, document.author)
+    for entry, text in zip(entries, texts, strict=True):
+        _add_entry(fg, entry, text)
     return fg
 
 
@@ -101,24 +125,23 @@ def _document_links(document: FeedDocument, base_url: str, kind: str) -> list[tu
     return links
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry, default_author: str) -> None:
+def _add_entry(fg: FeedGenerator, entry: Entry, text: _Texts) -> None:
     fe = fg.add_entry(order="append")
     fe.id(entry.url)
     fe.guid(entry.url, permalink=True)
-    fe.title(plain_text(entry.title) or entry.url)  # a feed entry must have a title
+    fe.title(text.title)
     fe.link(href=entry.url)
     fe.published(entry.published)
     fe.updated(entry.updated)
-    if entry.lead:  # escaped, so readers that take RSS <description> as HTML show it as the text it is
-        fe.summary(html.escape(xml_safe(unescaped(entry.lead)), quote=False), type="html")
-    if entry.content_html:
-        fe.content(xml_safe(entry.content_html), type="html")
-    for term in entry.categories:
-        fe.category(term=plain_text(term))
-    author = plain_text(entry.author or default_author)
-    fe.author({"name": author})
+    if text.lead:  # escaped, so readers that take RSS <description> as HTML show it as the text it is
+        fe.summary(html.escape(text.lead, quote=False), type="html")
+    if text.content:
+        fe.content(text.content, type="html")
+    for term in text.categories:
+        fe.category(term=term)
+    fe.author({"name": text.author})
     fe.media.entry = entry
-    fe.rss_extras.author, fe.rss_extras.updated = author, entry.updated
+    fe.rss_extras.author, fe.rss_extras.updated = text.author, entry.updated
     if entry.audio:
         fe.register_extension("audio", _AudioEnclosure)
         fe.audio.enclosure = entry.audio
@@ -241,7 +264,7 @@ class _AudioEnclosure(BaseEntryExtension):  # type: ignore[misc]
         return item
 
 
-def _json_feed(document: FeedDocument, entries: Sequence[Entry], base_url: str) -> bytes:
+def _json_feed(document: FeedDocument, entries: Sequence[Entry], texts: Sequence[_Texts], base_url: str) -> bytes:
     """JSON Feed 1.1, its keys in the order of the specification. An archive page has the URL of its feed as
     ``feed_url`` (the feed's identity) and pages on through ``next_url`` to the next older page."""
     feed: dict[str, object] = {
@@ -257,7 +280,7 @@ def _json_feed(document: FeedDocument, entries: Sequence[Entry], base_url: str) 
     feed["language"] = document.language
     if document.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in document.hubs]
-    feed["items"] = [_json_item(entry, document.author) for entry in entries]
+    feed["items"] = [_json_item(entry, text) for entry, text in zip(entries, texts, strict=True)]
     return _json_bytes(feed)
 
 
@@ -270,18 +293,18 @@ def _json_bytes(document: Mapping[str, object]) -> bytes:
         return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8", errors="replace")
 
 
-def _json_item(entry: Entry, default_author: str) -> dict[str, object]:
-    item: dict[str, object] = {"id": entry.url, "url": entry.url, "title": plain_text(entry.title)}
-    if entry.lead:
-        item["summary"] = xml_safe(unescaped(entry.lead))
-    item["content_html"] = xml_safe(entry.content_html)
+def _json_item(entry: Entry, text: _Texts) -> dict[str, object]:
+    item: dict[str, object] = {"id": entry.url, "url": entry.url, "title": text.title}
+    if text.lead:
+        item["summary"] = text.lead
+    item["content_html"] = text.content
     if entry.image:
         item["image"] = entry.image
     item["date_published"] = _rfc3339(entry.published)
     item["date_modified"] = _rfc3339(entry.updated)
-    if entry.categories:
-        item["tags"] = [plain_text(term) for term in entry.categories]
-    item["authors"] = [{"name": plain_text(entry.author or default_author)}]
+    if text.categories:
+        item["tags"] = text.categories
+    item["authors"] = [{"name": text.author}]
     if entry.audio:
         attachment: dict[str, object] = {"url": entry.audio.url, "mime_type": entry.audio.type}
         if entry.audio.length:
