@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.common import Figure, ProcessRun, Samples, run_process
 from bench.corpus import folder_bytes, write_corpus
-from feeder.workers import default_workers
+from feeder.reading import default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE = 10_000, 100_000

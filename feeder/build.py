@@ -6,9 +6,6 @@ soon as it is rendered, so memory holds one document at a time however long the 
 written before the feed that links to them. The store is read, and written only for the archive slots and the
 record of what was published; publishing is idempotent, so a crash part way is repaired by the next build.
 
-A build that renders many entries (the first build of a long history) renders and writes documents in worker
-processes (feeder.workers), a few at a time, while this process reads the store; an everyday one does it here.
-
 Archive pages: each feed or section feed numbers the entries that have left its newest ``max_entries`` (the
 first time from the oldest, later in the order they leave), and page N holds the slots
 ``(N-1)·archive_page_entries`` up to the next page's. An entry keeps its slot, so a page changes only when
@@ -21,18 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import math
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from feeder import workers
 from feeder.config import VARIANT_LANGUAGES, Config, FeedConfig
 from feeder.models import Entry, FeedDigest, FeedDocument, FeedInfo
 from feeder.normalize import is_section_name
@@ -41,15 +33,9 @@ from feeder.render import FORMATS, render_document, render_index, render_opml
 from feeder.store import Store
 from feeder.variants import converter
 
-log = logging.getLogger(__name__)
-
 # Bump when rendering changes, so every document is rendered again.
 RENDER_VERSION = "4"
 ARCHIVE_FOLDER = "archive"
-PARALLEL_FROM = 3000
-"""Entries rendered in one build from which worker processes pay for themselves."""
-IN_FLIGHT = 2
-"""Documents waiting per worker: enough to keep each busy while this process reads the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +90,7 @@ def build(config: Config, store: Store, now: datetime) -> Built:
     """Render and publish whatever changed since the last build."""
     remove_leftovers(config.output_dir)
     builder = _Builder(config, store, now)
-    with builder.renderer:
-        infos = [info for feed in config.feeds for info in builder.feed(feed)]
+    infos = [info for feed in config.feeds for info in builder.feed(feed)]
     files = {"index.html": render_index(infos, config.base_url), "feeds.opml": render_opml(infos, config.base_url)}
     written, unchanged = write_files(config.output_dir, files)
     builder.built.written += written
@@ -145,7 +130,6 @@ class _Builder:
         """Per document rendered, what to record as published once everything is written."""
         self.archive_states: dict[str, str] = {}
         """Per view whose archive was planned afresh, what it was planned for: recorded with the stamps."""
-        self.renderer = _Renderer(config.output_dir, config.base_url)
 
     def feed(self, feed: FeedConfig) -> Iterator[FeedInfo]:
         with self.store.transaction():
@@ -185,7 +169,6 @@ class _Builder:
     def _publish_feeds(
         self, view: View, digest: FeedDigest, documents: dict[Edition, FeedDocument]
     ) -> Iterator[FeedInfo]:
-        self.renderer.wait()  # the archive pages a feed links to are written before it
         loaded: list[Entry] | None = None
         for edition, document in documents.items():
             fingerprint = self._fingerprint(document, digest.rows_sha256)
@@ -194,7 +177,8 @@ class _Builder:
             else:
                 if loaded is None:
                     loaded = self.store.entries(view.feed.sources, view.feed.max_entries, view.section)
-                self._publish(document, self._shown(edition, loaded), fingerprint)
+                written = self._publish(document, self._shown(edition, loaded), fingerprint)
+                self.built.topics += [self._url(path) for path in written]
             title = document.title if edition.variant is None else f"{document.title} ({edition.language})"
             yield FeedInfo(document.path, title, document.description, document.updated, digest.count, edition.language)
 
@@ -272,16 +256,14 @@ class _Builder:
                 self.store.remember_converted(edition.variant, fresh)
         return shown
 
-    def _publish(self, document: FeedDocument, entries: Sequence[Entry], fingerprint: str) -> None:
-        def published(result: Written) -> None:
-            written, unchanged, files = result
-            self.built.written += written
-            if not document.archive:
-                self.built.unchanged += unchanged
-                self.built.topics += [self._url(path) for path in written]
-            self.stamps[document.path] = f"{fingerprint}:{files}"
-
-        self.renderer.submit(document, entries, published)
+    def _publish(self, document: FeedDocument, entries: Sequence[Entry], fingerprint: str) -> list[Path]:
+        files = render_document(document, entries, base_url=self.config.base_url)
+        written, unchanged = write_files(self.config.output_dir, files)
+        self.built.written += written
+        if not document.archive:
+            self.built.unchanged += unchanged
+        self.stamps[document.path] = self._stamp(document.path, fingerprint)
+        return written
 
     def _fingerprint(self, document: FeedDocument, shown: str) -> str:
         described = dataclasses.asdict(document)
@@ -297,100 +279,19 @@ class _Builder:
         return f"{fingerprint}:{self._files_stamp(path)}"
 
     def _files_stamp(self, path: str) -> str:
-        return files_stamp(self.config.output_dir, path)
+        """Size and mtime of a document's published files, so a deleted or damaged file is rendered again."""
+        stamps = []
+        for kind in FORMATS:
+            for suffix in ("", ".gz"):
+                try:
+                    st = (self.config.output_dir / f"{path}.{kind}{suffix}").stat()
+                except OSError:
+                    return "missing"
+                stamps.append((st.st_size, st.st_mtime_ns))
+        return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
     def _url(self, path: Path) -> str:
         return self.config.base_url + quote(path.relative_to(self.config.output_dir).as_posix())
-
-
-Written = tuple[list[Path], list[Path], str]
-"""What publishing a document did: the files written, those left as they were, and the files' stamp."""
-
-
-def render_and_write(output_dir: Path, base_url: str, document: FeedDocument, entries: Sequence[Entry]) -> Written:
-    """Render one document and write its files (here, or in a worker process)."""
-    written, unchanged = write_files(output_dir, render_document(document, entries, base_url=base_url))
-    return written, unchanged, files_stamp(output_dir, document.path)
-
-
-def files_stamp(output_dir: Path, path: str) -> str:
-    """Size and mtime of a document's published files, so a deleted or damaged file is rendered again."""
-    stamps = []
-    for kind in FORMATS:
-        for suffix in ("", ".gz"):
-            try:
-                st = (output_dir / f"{path}.{kind}{suffix}").stat()
-            except OSError:
-                return "missing"
-            stamps.append((st.st_size, st.st_mtime_ns))
-    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
-
-
-Job = tuple[Path, str, FeedDocument, list[Entry]]
-
-
-class _Renderer:
-    """Renders and writes documents in the order given: here until a build has rendered PARALLEL_FROM
-    entries, then in worker processes, a few documents in flight. ``done`` runs here, in order."""
-
-    def __init__(self, output_dir: Path, base_url: str) -> None:
-        self.output_dir, self.base_url = output_dir, base_url
-        self.workers = workers.default_workers()
-        self.rendered = 0
-        self.pool: ProcessPoolExecutor | None = None
-        self.in_flight: deque[tuple[Future[Written], Job, Callable[[Written], None]]] = deque()
-
-    def submit(self, document: FeedDocument, entries: Sequence[Entry], done: Callable[[Written], None]) -> None:
-        job: Job = (self.output_dir, self.base_url, document, list(entries))
-        self.rendered += len(entries)
-        if self.pool is None and (self.rendered <= PARALLEL_FROM or self.workers < 2):
-            done(render_and_write(*job))
-            return
-        if self.pool is None:
-            self.pool = workers.pool(self.workers, __name__)
-        self.in_flight.append((self.pool.submit(render_and_write, *job), job, done))
-        while len(self.in_flight) > IN_FLIGHT * self.workers:
-            self._finish_oldest()
-
-    def wait(self) -> None:
-        """Return once every document submitted is written."""
-        while self.in_flight:
-            self._finish_oldest()
-
-    def _finish_oldest(self) -> None:
-        future, _, done = self.in_flight[0]
-        try:
-            result = future.result()
-        except BrokenProcessPool:
-            self._without_workers()
-            return
-        self.in_flight.popleft()
-        done(result)
-
-    def _without_workers(self) -> None:
-        log.warning("a worker process died; rendering the remaining documents in this process")
-        left = list(self.in_flight)
-        self.in_flight.clear()
-        self._close()
-        self.workers = 1
-        for _, job, done in left:
-            done(render_and_write(*job))
-
-    def __enter__(self) -> _Renderer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if exc[0] is None:
-                self.wait()
-        finally:
-            self._close()
-
-    def _close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-            workers.stop_forkserver()
 
 
 def by_archive_folder(paths: Sequence[Path]) -> tuple[list[Path], dict[Path, int]]:

@@ -4,8 +4,8 @@ A refresh that meets a few new or changed files reads them here; one that meets
 hundreds (a first run, a restored folder) hands them to one worker process per
 core, a chunk at a time, and keeps only a few chunks in flight, so the results
 come back in order while the caller writes them to the store, and memory stays
-the same whatever the folder's size. Workers (feeder.workers) are forked from a
-server process that has already imported the parsers, so starting them costs little.
+the same whatever the folder's size. Workers are forked from a server process
+that has already imported the parsers, so starting them costs little.
 """
 
 from __future__ import annotations
@@ -13,9 +13,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import select
+import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,13 +31,14 @@ from feeder.models import Article, KnownFile, RawDocument, SeedFile
 from feeder.normalize import normalize
 from feeder.parse import parse_seed
 from feeder.sources import seeds
-from feeder.workers import default_workers, pool, stop_forkserver
 
 log = logging.getLogger(__name__)
 
 PARALLEL_FROM = 200
 """Files to read in one poll from which worker processes pay for themselves."""
 CHUNK = 32
+MAX_WORKERS = 4
+POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +114,16 @@ def read_all(jobs: Iterable[SeedJob], rules: ReadRules, workers: int | None = No
         yield from _in_workers(itertools.chain(first, jobs), rules, workers)
 
 
+def default_workers() -> int:
+    return min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+
+
 def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iterator[SeedRead]:
-    readers = pool(workers, __name__)
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_exit_with, initargs=(os.getpid(),))
     in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]] = deque()
     try:
         for chunk in _chunks(jobs, CHUNK):
-            in_flight.append((readers.submit(read_chunk, chunk, rules), chunk))
+            in_flight.append((pool.submit(read_chunk, chunk, rules), chunk))
             if len(in_flight) > 2 * workers:
                 yield from _oldest(in_flight)
         while in_flight:
@@ -122,8 +133,52 @@ def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iter
         left = [job for _, chunk in in_flight for job in chunk]
         yield from (read_seed(job, rules) for job in itertools.chain(left, jobs))
     finally:
-        readers.shutdown(wait=True, cancel_futures=True)
-        stop_forkserver()
+        pool.shutdown(wait=True, cancel_futures=True)
+        _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stop the forkserver once its workers are gone, so an idle daemon keeps no helper process; the next
+    large poll starts another (a fraction of a second). Python has no public way to do it: without its private
+    one, the forkserver stays, idle."""
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
+
+
+def _exit_with(pid: int) -> None:
+    """Make this worker exit when process ``pid`` does, even killed: a worker holds both ends of its task
+    pipe (and the forkserver's liveness pipe), so it would otherwise wait for work forever."""
+
+    def wait() -> None:
+        wait_until_gone(pid)
+        os._exit(1)
+
+    threading.Thread(target=wait, name=f"exit-with-{pid}", daemon=True).start()
+
+
+def wait_until_gone(pid: int, *, use_pidfd: bool = True) -> None:
+    """Return once process ``pid`` has ended: woken by a pidfd, or where there is none (a kernel before 5.3, a
+    seccomp filter) by looking once a second."""
+    try:
+        watched = os.pidfd_open(pid) if use_pidfd else None
+    except OSError:
+        watched = None
+    if watched is not None:
+        select.select([watched], [], [])
+        return
+    while _running(pid):
+        time.sleep(POLL_SECONDS)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _oldest(in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]]) -> list[SeedRead]:
@@ -137,3 +192,12 @@ def _oldest(in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]]) -> li
 def _chunks(jobs: Iterator[SeedJob], size: int) -> Iterator[list[SeedJob]]:
     while chunk := list(itertools.islice(jobs, size)):
         yield chunk
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server process started once, with the parsers imported: never from this
+    process, which may hold threads, locks and a database connection. The server imports the main module
+    too (the `feeder` script), which each worker would otherwise import again by itself."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context

@@ -3,9 +3,7 @@ client collects every entry of the store exactly once; a page's bytes change onl
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,6 @@ from feeder import build as build_module
 from feeder import publish
 from feeder.config import Config, parse_config
 from feeder.errors import PublishError
-from feeder.models import Entry
 from feeder.pipeline import refresh, state_database
 from feeder.store import Store
 from tests.builders import NOW, run_feeder, seed_text, write_seed
@@ -55,7 +52,6 @@ def write_articles(seeds: Path, numbers: range, *, revision: int = 0) -> None:
 
 
 def make_config(root: Path) -> Config:
-    root.mkdir(parents=True, exist_ok=True)
     text = (
         f"output_dir: public\nstate_dir: state\nbase_url: {BASE_URL}\n"
         "sources:\n  - {name: seeds, kind: seeds, path: seeds}\n"
@@ -268,55 +264,3 @@ def test_a_build_cut_short_is_completed_by_the_next_one(history: Config, monkeyp
     monkeypatch.undo()
     build(history)
     assert_every_entry_once(history)
-
-
-def published_files(public: Path) -> dict[str, bytes]:
-    """Every file served (a killed worker may leave a hidden temporary file, removed by a later build)."""
-    files = sorted(p for p in public.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return {p.relative_to(public).as_posix(): p.read_bytes() for p in files}
-
-
-def same_history_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel_from: int) -> tuple[Config, Config]:
-    """Two folders with the same articles: one built here only, the other with workers from ``parallel_from``
-    entries rendered on."""
-    here, there = make_config(tmp_path / "here"), make_config(tmp_path / "there")
-    for config in (here, there):
-        write_articles(config.output_dir.parent / "seeds", range(ARTICLES))
-    monkeypatch.setattr(build_module, "PARALLEL_FROM", 10**9)
-    build(here)
-    monkeypatch.setattr(build_module, "PARALLEL_FROM", parallel_from)
-    return here, there
-
-
-def test_documents_rendered_in_worker_processes_are_the_same_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    here, there = same_history_twice(tmp_path, monkeypatch, parallel_from=100)
-    build(there)
-    assert published_files(there.output_dir) == published_files(here.output_dir)
-    assert_every_entry_once(there)
-
-
-class DyingEntry(Entry):
-    """An entry that kills the worker process it is sent to (unpickling it exits), and renders normally here."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os._exit, (1,))
-
-
-def test_a_worker_that_dies_leaves_the_rest_to_this_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    here, there = same_history_twice(tmp_path, monkeypatch, parallel_from=100)
-    real = Store.slotted_entries
-
-    def with_a_dying_entry(store: Store, view: str, first: int, end: int) -> list[Entry]:
-        entries = real(store, view, first, end)
-        if view == "rfi-cn" and first == 250:  # page 11 of the feed: rendered by a worker
-            entries[0] = DyingEntry(**{f.name: getattr(entries[0], f.name) for f in dataclasses.fields(Entry)})
-        return entries
-
-    monkeypatch.setattr(Store, "slotted_entries", with_a_dying_entry)
-    build(there)
-    assert "a worker process died; rendering the remaining documents in this process" in caplog.text
-    assert published_files(there.output_dir) == published_files(here.output_dir)

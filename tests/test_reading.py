@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from feeder import workers
+from feeder import reading
 from feeder.config import Config
 from feeder.models import KnownFile, SeedFile
 from feeder.pipeline import refresh
@@ -206,12 +206,12 @@ def test_a_refresh_that_only_adds_files_does_not_look_for_deleted_ones(
 def test_a_worker_learns_that_its_parent_ended_with_or_without_a_pidfd(
     use_pidfd: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workers, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(reading, "POLL_SECONDS", 0.01)
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"]) as parent:
         reaper = threading.Thread(target=parent.wait)  # as systemd would: a zombie still counts as running
         reaper.start()
         started = time.monotonic()
-        workers.wait_until_gone(parent.pid, use_pidfd=use_pidfd)
+        reading.wait_until_gone(parent.pid, use_pidfd=use_pidfd)
         assert time.monotonic() - started >= 0.2  # it waited for the end
         reaper.join(timeout=5)
         assert parent.returncode == 0
