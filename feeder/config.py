@@ -168,9 +168,10 @@ class Config(_Strict):
         return min(s.interval for s in self.sources if s.name in feed.sources)
 
     def max_age(self, relative_path: str) -> int:
-        """Cache lifetime in seconds of a published file: its feed's interval, else the shortest of all."""
+        """Cache lifetime in seconds of a published file: its feed's interval (an edition's and an archive
+        page's too), else the shortest of all."""
         stem = relative_path.split("/", 1)[0].split(".", 1)[0]
-        feed = next((f for f in self.feeds if f.name == stem), None)
+        feed = next((f for f in self.feeds if stem in (f.name, *map(f.variant_name, f.variants))), None)
         interval = self.feed_interval(feed) if feed else min(s.interval for s in self.sources)
         return int(interval.total_seconds())
 

@@ -180,7 +180,8 @@ def test_a_key_written_twice_is_refused(tmp_path: Path) -> None:
 
 
 def test_cache_lifetime_follows_the_shortest_interval_of_a_feeds_sources(tmp_path: Path) -> None:
-    text = config_text(extra_feed="  - name: slow\n    title: 慢\n    sources: [hourly]\n").replace(
+    slow = "  - name: slow\n    title: 慢\n    sources: [hourly]\n    variants: [zh-hk]\n"
+    text = config_text(extra_feed=slow).replace(
         "feeds:\n", "  - name: hourly\n    kind: seeds\n    path: h\n    interval: 1h\nfeeds:\n"
     )
     text = text.replace("    sources: [seeds]\n", "    sources: [seeds, hourly]\n", 1)
@@ -189,6 +190,8 @@ def test_cache_lifetime_follows_the_shortest_interval_of_a_feeds_sources(tmp_pat
     assert config.max_age("rfi-cn.atom") == 60
     assert config.max_age("slow.rss.gz") == 3600
     assert config.max_age("slow/中国.atom") == 3600
+    assert config.max_age("slow/archive/3.json") == 3600
+    assert config.max_age("slow-zh-hk/中国/archive/1.rss") == 3600
     assert config.max_age("index.html") == 60
 
 
