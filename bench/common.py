@@ -251,3 +251,21 @@ def _paragraphs(pick: list[str]) -> str:
         if size >= CONTENT_BYTES:
             break
     return "".join(parts)
+
+
+def timed_refresh(config_path: Path) -> tuple[float, dict[str, int]]:
+    """One in-process refresh of a config, timed alone (its imports are not): seconds, and the first source's
+    counts. Exits when the source failed or had a problem file, which would make the figure meaningless."""
+    from feeder.config import load_config  # noqa: PLC0415 - imported by the child process that times
+    from feeder.pipeline import refresh, state_database  # noqa: PLC0415
+    from feeder.store import Store  # noqa: PLC0415
+
+    config = load_config(config_path)
+    with Store.open(state_database(config)) as store:
+        started = time.perf_counter()
+        report = refresh(config, store, datetime.now(UTC))
+        seconds = time.perf_counter() - started
+    source = report.sources[0]
+    if source.failure or source.problems:
+        raise SystemExit(f"refresh went wrong: {source.failure or source.problems[:3]}")
+    return seconds, {"new": source.new, "read": source.new + source.updated + source.unchanged}

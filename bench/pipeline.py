@@ -24,10 +24,9 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Figure, ProcessRun, Samples, run_process
+from bench.common import Figure, ProcessRun, Samples, run_process, timed_refresh
 from bench.corpus import folder_bytes, write_corpus
 from feeder.reading import default_workers
 
@@ -233,20 +232,9 @@ def floor_stat(folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def timed_refresh(folder: Path, state: Path) -> dict[str, float]:
-    from feeder.config import load_config  # noqa: PLC0415
-    from feeder.pipeline import refresh, state_database  # noqa: PLC0415
-    from feeder.store import Store  # noqa: PLC0415
-
-    config = load_config(write_config(folder, state))
-    with Store.open(state_database(config)) as store:
-        started = time.perf_counter()
-        report = refresh(config, store, datetime.now(UTC))
-        seconds = time.perf_counter() - started
-    seeds = report.sources[0]
-    if seeds.failure or seeds.problems:
-        raise SystemExit(f"refresh went wrong: {seeds.failure or seeds.problems[:3]}")
-    return {"seconds": seconds, "read": seeds.new + seeds.updated + seeds.unchanged}
+def refresh_child(folder: Path, state: Path) -> dict[str, float]:
+    seconds, counts = timed_refresh(write_config(folder, state))
+    return {"seconds": seconds, "read": counts["read"]}
 
 
 def main() -> None:
@@ -262,7 +250,7 @@ def main() -> None:
     elif args.child == "libraries":
         print(json.dumps({"seconds": libraries_alone(args.paths[0], args.paths[1])}))
     elif args.child == "refresh":
-        print(json.dumps(timed_refresh(args.paths[0], args.paths[1])))
+        print(json.dumps(refresh_child(args.paths[0], args.paths[1])))
     else:
         from bench.common import print_table  # noqa: PLC0415
 

@@ -17,11 +17,9 @@ import json
 import shutil
 import sys
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Figure, Samples, run_process
+from bench.common import Figure, Samples, run_process, timed_refresh
 from bench.corpus import write_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,27 +112,18 @@ def child(seeds: Path, state: Path, variants: str) -> dict[str, float]:
 # In the child process ------------------------------------------------------------------------------------------
 
 
-def timed_refresh(seeds: Path, state: Path, variants: str) -> dict[str, float]:
-    from feeder.config import parse_config  # noqa: PLC0415 - the child's imports are not timed
-    from feeder.pipeline import refresh, state_database  # noqa: PLC0415
-    from feeder.store import Store  # noqa: PLC0415
-
+def refresh_child(seeds: Path, state: Path, variants: str) -> dict[str, float]:
     state.mkdir(parents=True, exist_ok=True)
-    text = (
+    config = state / "config.yaml"
+    config.write_text(
         f"output_dir: {state / 'public'}\nstate_dir: {state / 'state'}\nbase_url: http://127.0.0.1:8080/\n"
         f"sources:\n  - {{name: seeds, kind: seeds, path: {seeds}}}\n"
         f"feeds:\n  - {{name: rfi-cn, title: RFI 中文, description: 法国国际广播电台中文网, sources: [seeds],"
-        f" variants: {variants}}}\n"
+        f" variants: {variants}}}\n",
+        encoding="utf-8",
     )
-    config = parse_config(text, state / "config.yaml")
-    with Store.open(state_database(config)) as store:
-        started = time.perf_counter()
-        report = refresh(config, store, datetime.now(UTC))
-        seconds = time.perf_counter() - started
-    source = report.sources[0]
-    if source.failure or source.problems:
-        raise SystemExit(f"refresh went wrong: {source.failure or source.problems[:3]}")
-    return {"seconds": seconds, "new": source.new}
+    seconds, counts = timed_refresh(config)
+    return {"seconds": seconds, "new": counts["new"]}
 
 
 def main() -> None:
@@ -144,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         seeds, state, variants = args.child
-        print(json.dumps(timed_refresh(Path(seeds), Path(state), variants)))
+        print(json.dumps(refresh_child(Path(seeds), Path(state), variants)))
         return
     from bench.common import print_table  # noqa: PLC0415
 
