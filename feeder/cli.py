@@ -28,7 +28,7 @@ from feeder.control import call
 from feeder.errors import FeederError
 from feeder.models import Problem, Progress
 from feeder.pipeline import check_seeds
-from feeder.service import Service, announce, refresh_once, serve_only
+from feeder.service import Service, announce, ping_lines, refresh_once, serve_only
 from feeder.websub import PingOutcome
 
 EXIT_INTERNAL = 1
@@ -201,15 +201,8 @@ def _print_report(report: dict[str, Any]) -> None:
 
 def _print_pings(outcomes: list[PingOutcome]) -> None:
     """One line per hub: how many of its pings went through (the daemon logs its own)."""
-    for hub in dict.fromkeys(o.hub for o in outcomes):
-        mine = [o for o in outcomes if o.hub == hub]
-        failed = [o for o in mine if not o.ok]
-        if failed:
-            click.echo(
-                f"feeder: websub {hub}: {len(failed)} of {len(mine)} pings failed: {failed[-1].detail}", err=True
-            )
-        else:
-            click.echo(f"websub {hub}: pinged about {len(mine)} feed URLs")
+    for ok, line in ping_lines(outcomes):
+        click.echo(line if ok else f"feeder: {line}", err=not ok)
 
 
 def _shown(path: Path) -> str:

@@ -79,19 +79,29 @@ def refresh_once(
 
 
 async def announce(config: Config, topics: Sequence[str]) -> list[PingOutcome]:
-    """Tell the WebSub hubs which feed URLs changed, record how it went in the status and log it."""
+    """Tell the WebSub hubs which feed URLs changed and record how it went in the status."""
     outcomes = await websub.announce(config.websub, topics, user_agent=user_agent(config))
     if outcomes:
         status.record_pings(config.state_dir, outcomes, datetime.now(UTC))
-    for hub in dict.fromkeys(o.hub for o in outcomes):
-        failed = [o for o in outcomes if o.hub == hub and not o.ok]
-        if failed:
-            log.warning(
-                "websub %s: %d of %d pings failed, the last: %s", hub, len(failed), len(topics), failed[-1].detail
-            )
-        else:
-            log.info("websub %s: pinged about %d feed URLs", hub, len(topics))
     return outcomes
+
+
+def ping_lines(outcomes: Sequence[PingOutcome]) -> list[tuple[bool, str]]:
+    """Per hub, whether every ping went through, and a line saying how it went."""
+    lines = []
+    for hub in dict.fromkeys(o.hub for o in outcomes):
+        mine = [o for o in outcomes if o.hub == hub]
+        failed = [o for o in mine if not o.ok]
+        if failed:
+            lines.append((False, f"websub {hub}: {len(failed)} of {len(mine)} pings failed: {failed[-1].detail}"))
+        else:
+            lines.append((True, f"websub {hub}: pinged about {len(mine)} feed URLs"))
+    return lines
+
+
+async def _announce_and_log(config: Config, topics: Sequence[str]) -> None:
+    for ok, line in ping_lines(await announce(config, topics)):
+        (log.info if ok else log.warning)("%s", line)
 
 
 def log_report(report: RefreshReport) -> None:
@@ -136,7 +146,7 @@ class Service:
         self._scheduling = schedule
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pings: set[asyncio.Task[list[PingOutcome]]] = set()
+        self._pings: set[asyncio.Task[None]] = set()
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT; raise BusyError if this config already has a daemon."""
@@ -221,7 +231,7 @@ class Service:
         """Ping the hubs in the loop, apart from the refresh: a slow or failing hub never holds up the next one."""
         if self._stop.is_set():
             return
-        task = asyncio.create_task(announce(self.config, topics))
+        task = asyncio.create_task(_announce_and_log(self.config, topics))
         self._pings.add(task)
         task.add_done_callback(self._pings.discard)
 
