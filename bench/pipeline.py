@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE = 10_000, 100_000
 TIME_TARGET = 3.0
 MEMORY_TARGET_MB = 150.0
-STORE_CACHE_MB = 32.0  # PRAGMA cache_size in feeder/store.py: the store may grow by this much
+STORE_CACHE_MB = 32.0  # PRAGMA cache_size in feeder/store/connection.py: the store may grow by this much
 
 
 def figures(rounds: int) -> list[Figure]:

@@ -26,7 +26,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-up (imports, config)", ("importlib", "feeder/config.py")),
     ("rendering (feedgen)", ("feedgen", "feeder/render.py")),
     ("gzip + writing files", ("feeder/publish.py",)),
-    ("SQLite", ("feeder/store.py",)),
+    ("SQLite", ("feeder/store/",)),
     ("sanitizing (nh3)", ("nh3",)),
     ("URLs (w3lib, urllib)", ("w3lib", "urllib/parse.py")),
     ("hashing", ("hashlib",)),

@@ -235,7 +235,8 @@ def _configure_logging(debug: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("apscheduler").setLevel(logging.DEBUG if debug else logging.WARNING)
+    for chatty in ("apscheduler", "httpx2"):  # a line per job run, per request: feeder logs what matters itself
+        logging.getLogger(chatty).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @contextmanager

@@ -11,7 +11,8 @@ import pytest
 
 from feeder.errors import StoreError
 from feeder.models import Article, Enclosure, KnownFile
-from feeder.store import MIGRATIONS, Store
+from feeder.store import Store
+from feeder.store.schema import MIGRATIONS
 
 T0 = datetime(2024, 1, 9, 9, 5, tzinfo=UTC)
 
