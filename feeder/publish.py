@@ -35,7 +35,10 @@ def write_files(output_dir: Path, files: Mapping[str, bytes]) -> tuple[list[Path
         changed = write_if_changed(path, data, sync_folder=False)
         gz = path.with_name(path.name + ".gz")
         if (changed or not _is_fresh(gz, path)) and write_if_changed(
-            gz, gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0), sync_folder=False
+            gz,
+            gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0),
+            sync_folder=False,
+            mtime_ns=path.stat().st_mtime_ns,  # the copy of a version carries that version's time
         ):
             renamed_in.add(gz.parent)
         (written if changed else unchanged).append(path)
@@ -73,11 +76,16 @@ def _is_fresh(gz: Path, source: Path) -> bool:
         return False
 
 
-def write_if_changed(path: Path, data: bytes, *, sync_folder: bool = True) -> bool:
+def write_if_changed(path: Path, data: bytes, *, sync_folder: bool = True, mtime_ns: int | None = None) -> bool:
     """Atomically replace ``path`` with ``data`` unless it already holds exactly that; True if written.
 
-    ``sync_folder=False`` leaves making the rename durable (an fsync of the folder) to the caller."""
+    ``sync_folder=False`` leaves making the rename durable (an fsync of the folder) to the caller. ``mtime_ns``
+    dates the new file; by default it is dated now, but never in the same second as the version it replaces:
+    Last-Modified has whole seconds, and a reader asking If-Modified-Since with the old version's time must hear
+    of the new one."""
+    previous: int | None = None
     try:
+        previous = path.stat().st_mtime_ns
         if path.read_bytes() == data:
             return False
     except FileNotFoundError:
@@ -85,7 +93,7 @@ def write_if_changed(path: Path, data: bytes, *, sync_folder: bool = True) -> bo
     except OSError as e:
         raise PublishError(f"{path}: cannot read the published file: {e.strerror or e}") from e
     try:
-        _atomic_write(path, data)
+        _atomic_write(path, data, mtime_ns if mtime_ns is not None else _after_second_of(previous))
         if sync_folder:
             _sync_folder(path.parent)
     except OSError as e:
@@ -93,7 +101,16 @@ def write_if_changed(path: Path, data: bytes, *, sync_folder: bool = True) -> bo
     return True
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _after_second_of(previous_ns: int | None) -> int | None:
+    """A time for a new version: None (now) unless now is still within the second the last version was written
+    in, then the start of the next second."""
+    if previous_ns is None:
+        return None
+    second = previous_ns // 1_000_000_000
+    return None if time.time_ns() // 1_000_000_000 > second else (second + 1) * 1_000_000_000
+
+
+def _atomic_write(path: Path, data: bytes, mtime_ns: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -102,6 +119,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         Path(temporary).chmod(0o644)
+        if mtime_ns is not None:
+            os.utime(temporary, ns=(mtime_ns, mtime_ns))
         Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

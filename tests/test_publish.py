@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,22 @@ def test_a_file_in_place_of_the_folder_is_a_publish_error(tmp_path: Path) -> Non
     (tmp_path / "public").write_text("a file, not a folder")
     with pytest.raises(PublishError, match=r"public/a\.atom"):
         write_if_changed(tmp_path / "public" / "a.atom", b"x")
+
+
+def test_a_version_replaced_within_its_second_gets_the_next_second(tmp_path: Path) -> None:
+    """Last-Modified has whole seconds: a reader that asks If-Modified-Since with the first version's time
+    must not be told the second is not modified."""
+    seconds = []
+    for version in (b"one", b"two", b"three"):
+        publish(tmp_path, {"a.atom": version})
+        seconds.append((tmp_path / "a.atom").stat().st_mtime_ns // 1_000_000_000)
+    assert seconds[0] < seconds[1] < seconds[2]
+    assert (tmp_path / "a.atom.gz").stat().st_mtime_ns == (tmp_path / "a.atom").stat().st_mtime_ns
+
+
+def test_a_version_written_in_a_later_second_is_dated_when_it_was_written(tmp_path: Path) -> None:
+    publish(tmp_path, {"a.atom": b"one"})
+    os.utime(tmp_path / "a.atom", ns=(10**18, 1_000_000_000))  # the last version is long past
+    publish(tmp_path, {"a.atom": b"two"})
+    written = (tmp_path / "a.atom").stat().st_mtime_ns
+    assert abs(written / 1e9 - time.time()) < 60
