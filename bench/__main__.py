@@ -1,6 +1,6 @@
 """`python -m bench` (what `make bench` runs, from the project folder): every benchmark, then one table.
 
-Runs pipeline, render, variants, daemon, serve and live in that order (or only those named with --only), each
+Runs pipeline, render, variants, daemon, freshness, serve and live in that order (or only those named with --only), each
 printing its samples as it goes, collects their figures and ends with one table of every figure next to its
 floor. Exits 1 when a figure misses its target, 2 when a tool a chosen benchmark needs is missing.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.common import Figure, print_table
 
-BENCHMARKS = ("pipeline", "render", "variants", "daemon", "serve", "live")
+BENCHMARKS = ("pipeline", "render", "variants", "daemon", "freshness", "serve", "live")
 # What each benchmark runs besides Python, and the Debian package that has it.
 TOOLS = {
     "pipeline": {"/usr/bin/time": "time"},
@@ -75,6 +75,12 @@ def daemon(args: argparse.Namespace) -> list[Figure]:
     return daemon.figures(args.cycles)
 
 
+def freshness(args: argparse.Namespace) -> list[Figure]:
+    from bench import freshness  # noqa: PLC0415
+
+    return freshness.figures()
+
+
 def serve(args: argparse.Namespace) -> list[Figure]:
     from bench import serve  # noqa: PLC0415
 
@@ -92,6 +98,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "render": render,
     "variants": variants,
     "daemon": daemon,
+    "freshness": freshness,
     "serve": serve,
     "live": live,
 }

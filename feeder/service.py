@@ -1,8 +1,9 @@
 """``feeder run``: the long-running service.
 
 Wires the parts together around one asyncio loop: the HTTP server over the
-output folder, the control socket, a watcher that notices new seed files
-within a second, signal handling and systemd notifications. Refreshes run on
+output folder, the control socket, a watcher per seeds folder that notices a
+changed seed file at once (feeder.watch), signal handling and systemd
+notifications. Refreshes run on
 the Refresher's worker thread (timed by the Schedule, or asked for by hand);
 the loop never blocks on one.
 """
@@ -10,7 +11,7 @@ the loop never blocks on one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import os
 import signal
@@ -35,13 +36,13 @@ from feeder.pipeline import refresh, state_database
 from feeder.scheduler import Refresher, Schedule
 from feeder.serve import FileServer
 from feeder.store import Store
+from feeder.watch import watch_folder
 from feeder.websub import PingOutcome
 
 log = logging.getLogger("feeder")
 
 # Settings a running service cannot take over from a reloaded config.
 RESTART_ONLY = ("output_dir", "state_dir", "server")
-WATCH_PERIOD = 0.5
 RECHECK_DELAY = 1.0
 STOP_GRACE = 20.0
 
@@ -147,6 +148,7 @@ class Service:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pings: set[asyncio.Task[None]] = set()
+        self._watchers: dict[tuple[str, Path], asyncio.Task[None]] = {}
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT; raise BusyError if this config already has a daemon."""
@@ -173,7 +175,7 @@ class Service:
             self.refresher.start()
             self.schedule.start()
             self.refresher.request(s.name for s in self.config.sources)
-            tasks.append(asyncio.create_task(self._watch_folders()))
+            self._watch_folders()
         log.info("serving %s on http://%s:%d/", self.config.output_dir, host, port)
         notify("READY=1", f"STATUS=serving {self.config.output_dir} on http://{host}:{port}/", f"MAINPID={os.getpid()}")
         await self._stop.wait()
@@ -184,7 +186,7 @@ class Service:
         for signum in (signal.SIGHUP, signal.SIGTERM):
             loop.remove_signal_handler(signum)
             signal.signal(signum, signal.SIG_IGN)
-        for task in tasks:
+        for task in [*tasks, *self._watchers.values()]:
             task.cancel()
         await self._shutdown()
 
@@ -279,6 +281,7 @@ class Service:
             log.warning("config reload: %s changed; that takes effect at the next restart", key)
         self.config = new.model_copy(update=fixed)
         self.schedule.replace(_intervals(self.config))
+        self._watch_folders()
         self.server.files.forget()  # cached headers carry Cache-Control from the old intervals
         log.info("config reloaded from %s", path)
 
@@ -310,25 +313,14 @@ class Service:
             )
         return current
 
-    async def _watch_folders(self) -> None:
-        """Poll each seeds folder's own stat twice a second: a new, removed or renamed file shows at once."""
-        last: dict[str, tuple[int, int] | None] = {}
-        changed: set[str] = set()
-        while True:
-            folders = {s.name: s.path for s in self.config.sources if isinstance(s, SeedsSource)}  # may be reloaded
-            for name, path in folders.items():
-                last.setdefault(name, _folder_stamp(path))
-            await asyncio.sleep(WATCH_PERIOD)
-            settled = set(changed)
-            changed.clear()
-            for name, path in folders.items():
-                stamp = _folder_stamp(path)
-                if stamp != last[name]:
-                    last[name] = stamp
-                    changed.add(name)
-            ready = settled - changed  # unchanged for a whole period: the writer is done
-            if ready:
-                self.refresher.request(ready)
+    def _watch_folders(self) -> None:
+        """One watcher per seeds folder of the config (which a reload may change): a change polls its source."""
+        wanted = {(s.name, s.path) for s in self.config.sources if isinstance(s, SeedsSource)}
+        for key in set(self._watchers) - wanted:
+            self._watchers.pop(key).cancel()
+        for name, path in wanted - set(self._watchers):
+            changed = functools.partial(self._request, [name])
+            self._watchers[name, path] = asyncio.create_task(watch_folder(name, path, changed, self._stop))
 
     async def _watchdog(self) -> None:
         period = watchdog_period()
@@ -346,10 +338,3 @@ def _intervals(config: Config) -> dict[str, timedelta]:
 def serve_only(config: Config) -> None:
     """``feeder serve``: the HTTP server alone, over files another process publishes."""
     Service(config, schedule=False).run()
-
-
-def _folder_stamp(path: Path) -> tuple[int, int] | None:
-    with contextlib.suppress(OSError):
-        st = path.stat()
-        return st.st_mtime_ns, st.st_ino
-    return None

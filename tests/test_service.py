@@ -538,6 +538,35 @@ def test_a_new_seed_file_is_served_within_3_seconds(tmp_path: Path, launch: Call
     wait_until("the watcher's poll logged", lambda: "seeds: 1 new, 0 updated" in daemon.log(), 5, daemon)
 
 
+def served_titles(site: Site) -> dict[str, str]:
+    return {entry.id: entry.title for entry in feedparser.parse(fetch(site, f"/{FEED}.atom").body).entries}
+
+
+def test_seed_files_rewritten_renamed_or_deleted_are_picked_up_within_2_seconds(
+    tmp_path: Path, launch: Callable[..., Daemon]
+) -> None:
+    site = make_site(tmp_path)
+    daemon = launch(site)
+    time.sleep(0.5)
+    path = site.seeds / f"{2:03d}_{2:016x}.txt"
+    url = article_url("article-2")
+    newer = seed_text(url, "改写后的文章2", scraped_ms=1704891600000, date_div="09/01/2024 - 02:00")
+
+    started = time.monotonic()
+    path.write_text(newer, encoding="utf-8")  # in place: the folder's own time does not move
+    wait_until("the rewritten title served", lambda: served_titles(site).get(url) == "改写后的文章2", 10, daemon)
+    assert time.monotonic() - started < 2.0
+
+    def logged(line: str) -> Callable[[], bool]:
+        return lambda: any(line in poll for poll in daemon.polls())
+
+    path.rename(site.seeds / "renamed.txt")  # read again under its new name: the same article
+    assert wait_until("a poll after the rename", logged("0 updated, 1 unchanged, 2 skipped"), 10, daemon) < 2.0
+    (site.seeds / "renamed.txt").unlink()
+    assert wait_until("a poll after the delete", logged("0 unchanged, 2 skipped"), 10, daemon) < 2.0
+    assert url in served_ids(site)  # a published article stays published when its file goes
+
+
 END_MARK = "全文完"
 
 
@@ -593,10 +622,11 @@ def test_a_seed_file_read_half_written_is_replaced_by_its_complete_text(
     path = site.seeds / "004_0000000000000004.txt"
     path.write_bytes(data[: len(data) // 2])  # the writer stalls half-way …
     wait_until("the half-written file read", lambda: url in served_ids(site), 5, daemon)
-    path.write_bytes(data)  # … and finishes; an explicit refresh then reads the whole file
-    result = feeder(site, "refresh")
-    assert "seeds: 0 new, 1 updated, 0 unchanged, 3 skipped, 0 errors" in result.stdout.splitlines()
-    assert END_MARK in served_text(site)
+    path.write_bytes(data)  # … and finishes: the folder watcher sees the rewrite and the whole file is read
+    wait_until("the complete article served", lambda: END_MARK in served_text(site), 2, daemon)
+    wait_until(
+        "its poll logged", lambda: "seeds: 0 new, 1 updated, 0 unchanged, 3 skipped, 0 errors" in daemon.log(), 2
+    )
 
 
 # Signals and systemd -------------------------------------------------------------------------------------------
@@ -676,14 +706,13 @@ def test_refresh_is_done_by_the_running_daemon(tmp_path: Path, launch: Callable[
     assert "seeds: 0 new, 0 updated, 0 unchanged, 3 skipped, 0 errors" in result.stdout.splitlines()
     assert len(daemon.polls()) == 2, "the daemon did not log the poll it was asked for"
 
-    # A newer version written over an existing file: the folder does not change, so only this refresh sees it.
-    url = article_url("article-2")
-    age(write_seed(site.seeds, f"002_{2:016x}.txt", seed_text(url, "新版本", scraped_ms=1704800000000)), 1800)
+    # A published file lost (deleted by hand): the refresh writes it again, and the daemon's report says so.
+    (site.public / f"{FEED}.atom").unlink()
     chosen = feeder(site, "refresh", "--source", "seeds")
     assert "refreshed by the running daemon" in chosen.stdout
-    assert "seeds: 0 new, 1 updated, 0 unchanged, 2 skipped, 0 errors" in chosen.stdout.splitlines()
+    assert "seeds: 0 new, 0 updated, 0 unchanged, 3 skipped, 0 errors" in chosen.stdout.splitlines()
     assert f"wrote public/{FEED}.atom" in chosen.stdout.splitlines()  # relative to the working folder
-    assert "新版本" in served_text(site)
+    assert len(atom_ids(fetch(site, f"/{FEED}.atom").body)) == 3
 
     polls = len(daemon.polls())
     unknown = feeder(site, "refresh", "--source", "nope", expect=2)
