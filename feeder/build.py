@@ -130,6 +130,7 @@ class _Builder:
         """Per document rendered, what to record as published once everything is written."""
         self.archive_states: dict[str, str] = {}
         """Per view whose archive was planned afresh, what it was planned for: recorded with the stamps."""
+        self.revision = store.revision()  # a build writes no entry: the same for every view
 
     def feed(self, feed: FeedConfig) -> Iterator[FeedInfo]:
         with self.store.transaction():
@@ -191,7 +192,7 @@ class _Builder:
         size, top = feed.archive_page_entries, frozenset(digest.urls)
         sources = json.dumps(sorted(feed.sources))
         settings = [RENDER_VERSION, self.config.base_url, feed.model_dump_json(), self.config.feed_interval(feed)]
-        state = json.dumps([store.revision(), digest.rows_sha256, settings], default=str)
+        state = json.dumps([self.revision, digest.rows_sha256, settings], default=str)
         with store.transaction():
             if store.archive_sources(view.key) != sources:
                 store.start_archive(view.key, sources)
@@ -233,14 +234,14 @@ class _Builder:
         digest = plan.digests.get(index, _EMPTY) if plan.digests is not None else None
         for edition, document in documents.items():
             page = _page(document, index, plan.pages)
-            stamp = published[edition].get(page.path)
-            if digest is None and _files_match(stamp, self._files_stamp(page.path)):
+            stamp, files = published[edition].get(page.path), self._files_stamp(page.path)
+            if digest is None and stamp is not None and stamp.endswith(f":{files}"):
                 continue  # nothing changed since the last build, and its files are as written then
             if digest is None:
                 rows = self.store.slotted(view.key, *_slots(index, plan.size))
                 digest = _page_digests(rows, plan.size, plan.top).get(index, _EMPTY)
             fingerprint = self._fingerprint(page, digest)
-            if stamp != self._stamp(page.path, fingerprint):
+            if stamp != f"{fingerprint}:{files}":
                 yield edition, page, fingerprint
 
     # -- publishing and what was published
@@ -340,7 +341,3 @@ def _page_digests(rows: Iterator[tuple[int, str, int, int]], size: int, top: fro
         if url not in top:
             hashers.setdefault(seq // size, hashlib.sha256()).update(f"{url} {published} {revision}\n".encode())
     return {index: hasher.hexdigest() for index, hasher in hashers.items()}
-
-
-def _files_match(stamp: str | None, files: str) -> bool:
-    return stamp is not None and stamp.endswith(f":{files}")

@@ -320,13 +320,12 @@ class FormPoster:
     No redirect is followed and no cookie kept; the answer's body is not read beyond what the connection needs.
     """
 
-    def __init__(self, user_agent: str, *, timeout: float, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, user_agent: str, *, timeout: float) -> None:
         self._client = httpx2.AsyncClient(
             headers={"User-Agent": user_agent},
             timeout=httpx2.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,
-            transport=transport,
         )
         self._timeout = timeout
 

@@ -90,9 +90,7 @@ async def announce(config: Config, topics: Sequence[str]) -> list[PingOutcome]:
 def ping_lines(outcomes: Sequence[PingOutcome]) -> list[tuple[bool, str]]:
     """Per hub, whether every ping went through, and a line saying how it went."""
     lines = []
-    for hub in dict.fromkeys(o.hub for o in outcomes):
-        mine = [o for o in outcomes if o.hub == hub]
-        failed = [o for o in mine if not o.ok]
+    for hub, (mine, failed) in websub.by_hub(outcomes).items():
         if failed:
             lines.append((False, f"websub {hub}: {len(failed)} of {len(mine)} pings failed: {failed[-1].detail}"))
         else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from feeder.models import RefreshReport
 from feeder.publish import write_if_changed
-from feeder.websub import PingOutcome
+from feeder.websub import PingOutcome, by_hub
 
 STATUS_FILE = "status.json"
 WEBSUB_FILE = "websub.json"
@@ -56,9 +56,7 @@ def record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetime
 
 def _record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetime) -> None:
     hubs = _read_json(state_dir / WEBSUB_FILE)
-    for hub in dict.fromkeys(o.hub for o in outcomes):
-        mine = [o for o in outcomes if o.hub == hub]
-        failed = [o for o in mine if not o.ok]
+    for hub, (mine, failed) in by_hub(outcomes).items():
         before = hubs[hub] if isinstance(hubs.get(hub), dict) else {}
         hubs[hub] = {
             "last_ping": _iso(now),

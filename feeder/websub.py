@@ -36,18 +36,28 @@ class PingOutcome:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def by_hub(outcomes: Sequence[PingOutcome]) -> dict[str, tuple[list[PingOutcome], list[PingOutcome]]]:
+    """Per hub, in the order hubs were pinged: its outcomes, and those of them that failed."""
+    rounds: dict[str, tuple[list[PingOutcome], list[PingOutcome]]] = {}
+    for outcome in outcomes:
+        pinged, failed = rounds.setdefault(outcome.hub, ([], []))
+        pinged.append(outcome)
+        if not outcome.ok:
+            failed.append(outcome)
+    return rounds
+
+
 async def announce(
     settings: WebSubConfig,
     topics: Sequence[str],
     *,
     user_agent: str,
     sleep: Sleep = asyncio.sleep,
-    poster: FormPoster | None = None,
 ) -> list[PingOutcome]:
     """Ping every hub about every changed feed URL; never raises for a hub's failure."""
     if not settings.hubs or not topics:
         return []
-    async with poster or FormPoster(user_agent, timeout=TIMEOUT) as client:
+    async with FormPoster(user_agent, timeout=TIMEOUT) as client:
         pings = [_Pinger(hub, settings, client, sleep) for hub in settings.hubs]
         results = await asyncio.gather(*(pinger.ping(topic) for pinger in pings for topic in topics))
     return list(results)

@@ -123,6 +123,18 @@ def test_a_folder_removed_and_made_again_is_watched_again(tmp_path: Path, caplog
     assert "is not watched for changes (the folder does not exist yet)" in caplog.text
 
 
+async def a_new_file_is_noticed_by_the_folders_time(
+    seeds: Path, then: Callable[[Watched], Coroutine[Any, Any, None]] | None = None
+) -> None:
+    """Watch ``seeds``, write a new file and see a callback within two periods; then ``then``, if given."""
+    watched = Watched(seeds)
+    await asyncio.sleep(0.6)  # the folder's time is taken a first time
+    assert await watched.after(lambda: (seeds / "001.txt").write_text("new", encoding="utf-8")) < 2.0
+    if then is not None:
+        await then(watched)
+    await watched.close()
+
+
 def test_on_a_shared_filesystem_the_folders_time_is_watched_and_it_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -130,18 +142,14 @@ def test_on_a_shared_filesystem_the_folders_time_is_watched_and_it_says_so(
     seeds.mkdir()
     monkeypatch.setattr(watch, "unwatchable", lambda path: "it is on nfs4, where inotify does not hear of every change")
 
-    async def scenario() -> None:
-        watched = Watched(seeds)
-        await asyncio.sleep(0.6)
-        assert await watched.after(lambda: (seeds / "001.txt").write_text("new", encoding="utf-8")) < 2.0
+    async def and_not_a_rewrite(watched: Watched) -> None:
         before = watched.calls
         (seeds / "001.txt").write_text("rewritten in place: the folder's time does not move", encoding="utf-8")
         await asyncio.sleep(1.2)
         assert watched.calls == before  # left to the scheduled poll, as the log line says
-        await watched.close()
 
     with caplog.at_level(logging.WARNING):
-        run(scenario)
+        run(lambda: a_new_file_is_noticed_by_the_folders_time(seeds, then=and_not_a_rewrite))
     assert (
         f"seeds: {seeds} is not watched for changes (it is on nfs4, where inotify does not hear of every change):"
         " new, removed and renamed files are noticed from the folder's modification time, a file changed in"
@@ -160,12 +168,6 @@ def test_when_inotify_refuses_the_folders_time_is_watched(
 
     monkeypatch.setattr(watchfiles, "awatch", refuse)
 
-    async def scenario() -> None:
-        watched = Watched(seeds)
-        await asyncio.sleep(0.6)
-        assert await watched.after(lambda: (seeds / "001.txt").write_text("new", encoding="utf-8")) < 2.0
-        await watched.close()
-
     with caplog.at_level(logging.WARNING):
-        run(scenario)
+        run(lambda: a_new_file_is_noticed_by_the_folders_time(seeds))
     assert "(inotify refused to watch it: OS file watch limit reached)" in caplog.text

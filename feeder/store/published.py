@@ -50,12 +50,12 @@ class Published(Connection):
         for (url,) in self._db.execute(query, (*parameters, view)):
             yield str(url)
 
-    def add_slots(self, view: str, urls: Iterable[str]) -> int:
+    def add_slots(self, view: str, urls: Sequence[str]) -> int:
         """Give these URLs the next slots of a view, in order; returns how many slots the view has then."""
         start = self.archive_slot_count(view)
         numbered = ((view, seq, url) for seq, url in enumerate(urls, start=start))
         self._db.executemany("INSERT INTO archive_slots (view, seq, url) VALUES (?, ?, ?)", numbered)
-        return self.archive_slot_count(view)
+        return start + len(urls)
 
     def slotted(self, view: str, first: int = 0, end: int | None = None) -> Iterator[tuple[int, str, int, int]]:
         """(slot, url, published, revision) of a view's slots from ``first`` up to ``end``, in slot order."""
