@@ -186,7 +186,7 @@ def config(folder: Path, origin: str, per_host: int) -> Config:
     text = (
         "output_dir: public\nstate_dir: state\nbase_url: http://127.0.0.1:8080/\n"
         f"http:\n  per_host: {per_host}\n"
-        "sources:\n  - name: rfi\n    kind: rfi\n    feeds:\n"
+        "sources:\n  - name: rfi\n    kind: site\n    site: rfi-cn\n    feeds:\n"
         f"{feeds}    origin: {origin}\n    fulltext: false\n"
         "feeds:\n  - name: bench\n    title: bench\n    sources: [rfi]\n    max_entries: 1000\n    sections: false\n"
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.common import Figure, ProcessRun, Samples, run_process, timed_refresh
 from bench.corpus import folder_bytes, write_corpus
-from feeder.reading import default_workers
+from feeder.sources.reading import default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE = 10_000, 100_000

@@ -34,7 +34,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("parsing seeds (feeder, Python)", ("feeder/parse/",)),
     ("normalizing (feeder, Python)", ("feeder/normalize.py", "feeder/text.py", "feeder/models.py")),
     ("passing work to workers (pickle, pipes)", ("pickle", "multiprocessing/connection.py", "queues.py")),
-    ("listing + reading files", ("feeder/sources/seeds.py", "read_seed")),
+    ("listing + reading files", ("feeder/sources/reading.py", "read_seed")),
 )
 WAITING = ("acquire", "wait", "select", "poll", "epoll", "futex", "sleep")
 """A sample whose innermost frame waits is not CPU time."""

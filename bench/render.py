@@ -32,7 +32,14 @@ ENTRIES = 1000
 TARGET_RATIO = 1.2
 BASE_URL = "http://127.0.0.1:8080/"
 UPDATED = datetime(2024, 6, 1, tzinfo=UTC)
-FEED = FeedConfig(name="rfi-cn", title="RFI 中文", description="法国国际广播电台中文网的文章", sources=("seeds",))
+FEED = FeedConfig(
+    name="rfi-cn",
+    title="RFI 中文",
+    description="法国国际广播电台中文网的文章",
+    sources=("seeds",),
+    language="zh-cn",
+    author="RFI",
+)
 
 
 def feeder_render(entries: Sequence[Entry]) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""The ``feeder`` command: run | serve | refresh | status | check.
+"""The ``feeder`` command: run | serve | refresh | status | check | site check.
 
 The only module that imports click and rich, sets up logging and turns
 FeederError into an exit code (the wall clock is read here and in service.py,
@@ -29,6 +29,7 @@ from feeder.errors import FeederError
 from feeder.models import Problem, Progress
 from feeder.pipeline import check_seeds
 from feeder.service import Service, announce, ping_lines, refresh_once, serve_only
+from feeder.sitecheck import check_site_page, report_lines
 from feeder.websub import PingOutcome
 
 EXIT_INTERNAL = 1
@@ -75,7 +76,7 @@ def _fail(ctx: click.Context, error: Exception, message: str, code: int) -> None
 @click.version_option(__version__, prog_name="feeder")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Republish scraped RFI 中文 articles as Atom, RSS and JSON feeds."""
+    """Republish news sites, scraped articles and feeds as Atom, RSS and JSON feeds."""
     ctx.obj = {"debug": debug}
 
 
@@ -154,6 +155,26 @@ def check_command(config_path: Path, strict: bool) -> None:
         problems += counts["problems"]
         failed += counts["failed"]
     if failed or (strict and problems):
+        sys.exit(EXIT_INPUT_PROBLEMS)
+
+
+@main.group("site")
+def site_group() -> None:
+    """Site rules files: see what they find on a page."""
+
+
+@site_group.command("check")
+@config_option
+@click.argument("site")
+@click.argument("page")
+@click.option("--url", help="The page's URL, when PAGE is a file (relative links resolve against it).")
+def site_check_command(config_path: Path, site: str, page: str, url: str | None) -> None:
+    """What the rules of SITE extract from PAGE (a URL or a saved file); exits 6 when title or body is missing."""
+    config = load_config(config_path)
+    check = check_site_page(config, site, page, datetime.now(UTC), url)
+    for line in report_lines(check, config.site(site), page):
+        click.echo(line)
+    if check.missing:
         sys.exit(EXIT_INPUT_PROBLEMS)
 
 

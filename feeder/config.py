@@ -1,33 +1,31 @@
-"""config.yaml → a frozen, validated Config.
+"""config.yaml → a frozen, validated Config, with the site rules its sources name.
 
-The only module that reads YAML (or, later, the environment). Relative paths are
-resolved against the config file's folder. A wrong value becomes a ConfigError
-whose lines each name the file, the line, the key path and the problem.
+Relative paths are resolved against the config file's folder. A wrong value becomes
+a ConfigError whose lines each name the file, the line, the key path and the problem
+(feeder/yamlfile.py reads and locates; the site rules come from feeder/sites.py).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo
 
-from feeder.errors import ConfigError
+from feeder.rules import SiteRules
+from feeder.sites import load_sites
+from feeder.yamlfile import Document, read_text
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("config.yaml")
+DEFAULT_SITE = "rfi-cn"
+"""The site a seeds source reads its files by, and what the old ``kind: rfi`` stands for."""
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -98,20 +96,44 @@ class SeedsSource(_Strict):
     name: Name
     kind: Literal["seeds"]
     path: ConfigPath
+    site: Name = DEFAULT_SITE
     interval: Duration = timedelta(minutes=1)
 
 
-class RfiSource(_Strict):
+class SiteSource(_Strict):
     name: Name
-    kind: Literal["rfi"]
-    feeds: tuple[AbsoluteUrl, ...]
-    origin: Origin = "https://www.rfi.fr"
+    kind: Literal["site"]
+    site: Name
+    feeds: tuple[AbsoluteUrl, ...] = ()
+    """The feeds to poll; none: the site's own (its rules file lists them)."""
+    origin: Origin | None = None
     fulltext: bool = True
     max_pages: int = Field(default=30, ge=0, le=1000)
     interval: Duration = timedelta(minutes=15)
 
 
-Source = Annotated[SeedsSource | RfiSource, Field(discriminator="kind")]
+class FeedSource(_Strict):
+    name: Name
+    kind: Literal["feed"]
+    url: AbsoluteUrl
+    fulltext: Literal["none", "site", "auto"] = "none"
+    hosts: tuple[Host, ...] = ()
+    """Hosts its articles may be on besides the feed's own."""
+    max_pages: int = Field(default=30, ge=0, le=1000)
+    interval: Duration = timedelta(minutes=15)
+
+
+def _read_old_kinds(value: object, info: ValidationInfo) -> object:
+    """``kind: rfi`` (before sites were data) is ``kind: site`` with ``site: rfi-cn``."""
+    if isinstance(value, dict) and value.get("kind") == "rfi":
+        notices = (info.context or {}).get("old_kinds")
+        if isinstance(notices, list):
+            notices.append(value.get("name"))
+        return {**value, "kind": "site", "site": value.get("site", DEFAULT_SITE)}
+    return value
+
+
+Source = Annotated[SeedsSource | SiteSource | FeedSource, Field(discriminator="kind"), BeforeValidator(_read_old_kinds)]
 
 
 class HttpConfig(_Strict):
@@ -134,8 +156,10 @@ class FeedConfig(_Strict):
     description: str = ""
     sources: tuple[Name, ...] = Field(min_length=1)
     max_entries: int = Field(default=200, ge=1, le=10_000)
-    language: str = Field(default="zh-cn", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    author: str = Field(default="RFI", min_length=1)
+    language: str = Field(default="", pattern=r"^([A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*)?$")
+    """Unset: the language of the site of its first source."""
+    author: str = ""
+    """Unset: the publisher of the site of its first source, else the feed's title."""
     sections: bool = True
     archive: bool = True
     archive_page_entries: int = Field(default=100, ge=10, le=1000)
@@ -157,11 +181,22 @@ class Config(_Strict):
     state_dir: ConfigPath
     base_url: Annotated[str, AfterValidator(_check_base_url)]
     server: ServerConfig = ServerConfig()
-    allowed_hosts: tuple[Host, ...] = ("www.rfi.fr",)
+    allowed_hosts: tuple[Host, ...] = ()
+    """Hosts articles of any source may be on, on top of each source's own."""
+    sites_dir: ConfigPath = Field(default=Path("sites"), validate_default=True)
     http: HttpConfig = HttpConfig()
     websub: WebSubConfig = WebSubConfig()
     sources: tuple[Source, ...]
     feeds: tuple[FeedConfig, ...]
+    _sites: dict[str, SiteRules] = PrivateAttr(default_factory=dict)
+
+    @property
+    def sites(self) -> Mapping[str, SiteRules]:
+        """Every site known (shipped and the user's own), by name."""
+        return self._sites
+
+    def site(self, name: str) -> SiteRules:
+        return self._sites[name]
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         """How often a feed can change: the shortest interval of its sources."""
@@ -178,12 +213,16 @@ class Config(_Strict):
 
 def _cross_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """What field validation cannot see: empty lists, duplicate names, feeds naming unknown sources."""
-    for key in ("allowed_hosts", "sources", "feeds"):
+    for key in ("sources", "feeds"):
         if not getattr(config, key):
             yield (key,), "must list at least one"
     for index, source in enumerate(config.sources):
-        if isinstance(source, RfiSource) and not source.feeds:
-            yield ("sources", index, "feeds"), "must list at least one"
+        site = config.sites.get(source.site) if isinstance(source, SeedsSource | SiteSource) else None
+        if isinstance(source, SeedsSource | SiteSource) and site is None:
+            names_known = ", ".join(sorted(config.sites)) or "none"
+            yield ("sources", index, "site"), f"unknown site {source.site!r} (known: {names_known})"
+        elif isinstance(source, SiteSource) and site is not None and not (source.feeds or site.feeds):
+            yield ("sources", index, "feeds"), f"must list at least one (the site {site.name} names none)"
     for key in ("sources", "feeds"):
         names: list[str] = [item.name for item in getattr(config, key)]
         for index, name in enumerate(names):
@@ -211,111 +250,25 @@ def _variant_problems(feeds: tuple[FeedConfig, ...]) -> Iterator[tuple[tuple[str
 
 def load_config(path: Path = DEFAULT_CONFIG) -> Config:
     """Read, parse and validate a config file; raise ConfigError with readable lines."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(f"{path}: config file not found") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config file: {e}") from e
-    return parse_config(text, path)
+    return parse_config(read_text(path, "config file"), path)
 
 
 def parse_config(text: str, path: Path) -> Config:
     """Validate YAML text as if read from ``path`` (relative paths resolve against its folder)."""
-    try:
-        root_node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of settings, got {type(data).__name__}")
-    duplicates = [
-        f"{path}:{line}: {key}: set twice (the first value would be ignored)"
-        for line, key in _duplicate_keys(root_node, [])
-    ]
-    if duplicates:
-        raise ConfigError("\n".join(duplicates))
-    try:
-        config = Config.model_validate(data, context={"root": path.parent.resolve()})
-    except ValidationError as e:
-        lines = [_describe(_location(err), _message(err), root_node, path) for err in e.errors()]
-        raise ConfigError("\n".join(lines)) from e
-    problems = [_describe(loc, message, root_node, path) for loc, message in _cross_problems(config)]
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return config
+    document = Document(text, path, "the config")
+    old_kinds: list[str] = []
+    config = document.validate(Config, context={"root": path.parent.resolve(), "old_kinds": old_kinds})
+    config._sites = load_sites(config.sites_dir)
+    document.fail(_cross_problems(config))
+    for name in old_kinds:
+        log.warning("%s: source %s: kind: rfi is read as kind: site with site: %s", path, name, DEFAULT_SITE)
+    return config.model_copy(update={"feeds": tuple(_with_defaults(feed, config) for feed in config.feeds)})
 
 
-def _duplicate_keys(node: yaml.Node | None, keys: list[Any]) -> Iterator[tuple[int, str]]:
-    """(line, key path) of every mapping key written twice; YAML keeps the last one silently."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[object] = set()
-        for key_node, value_node in node.value:
-            if key_node.value in seen:
-                yield key_node.start_mark.line + 1, _key_path([*keys, key_node.value])
-            seen.add(key_node.value)
-            yield from _duplicate_keys(value_node, [*keys, key_node.value])
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, [*keys, index])
-
-
-def _location(err: Any) -> tuple[Any, ...]:
-    """The key an error is about; a source's unknown or missing ``kind`` is reported at ``kind``."""
-    loc = tuple(err["loc"])
-    return (*loc, "kind") if err["type"] in ("union_tag_invalid", "union_tag_not_found") else loc
-
-
-def _message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown setting"
-    if err["type"] in ("missing", "union_tag_not_found"):
-        return "required setting is missing"
-    if err["type"] == "union_tag_invalid":
-        return f"unknown kind {err['ctx']['tag']!r} (expected one of: {err['ctx']['expected_tags']})"
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-def _describe(loc: tuple[Any, ...], message: str, root_node: yaml.Node | None, path: Path) -> str:
-    node, keys = _locate(root_node, loc)
-    where = f"{path}:{node.start_mark.line + 1}" if node is not None else str(path)
-    return f"{where}: {_key_path(keys) or '(top level)'}: {message}"
-
-
-def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[yaml.Node | None, list[Any]]:
-    """Follow a pydantic error location through the YAML node tree, as far as it goes."""
-    keys: list[Any] = []
-    for part in loc:
-        child = _child(node, part)
-        if child is None:
-            if isinstance(part, int) or part in _field_names():
-                keys.append(part)
-            continue
-        keys.append(part)
-        node = child
-    return node, keys
-
-
-def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if key_node.value == part:
-                return value_node  # type: ignore[no-any-return]
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]  # type: ignore[no-any-return]
-    return None
-
-
-def _field_names() -> set[str]:
-    models: list[type[BaseModel]] = [Config, ServerConfig, HttpConfig, WebSubConfig, SeedsSource, RfiSource, FeedConfig]
-    return {name for model in models for name in model.model_fields}
-
-
-def _key_path(keys: list[Any]) -> str:
-    out = ""
-    for key in keys:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out
+def _with_defaults(feed: FeedConfig, config: Config) -> FeedConfig:
+    """A feed's language and author, when not set, from the site of its first source that has one."""
+    sites = [config.sites.get(getattr(s, "site", "")) for s in config.sources if s.name in feed.sources]
+    site = next((s for s in sites if s is not None), None)
+    language = feed.language or (site.language if site else "en")
+    author = feed.author or (site.publisher if site and site.publisher else feed.title)
+    return feed.model_copy(update={"language": language, "author": author})

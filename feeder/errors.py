@@ -74,7 +74,7 @@ class FetchError(SourceError):
         return f"cannot fetch {self.url}: {self.reason}"
 
 
-class RetryLater(FetchError):  # noqa: N818  (the name the RFI source and its callers use)
+class RetryLater(FetchError):  # noqa: N818  (the name the web sources and their callers use)
     """The host asked us to wait (429/503 Retry-After) or is backing off after failures: ask again from ``until``."""
 
     def __init__(self, url: str, reason: str, until: datetime) -> None:

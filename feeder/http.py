@@ -1,13 +1,12 @@
-"""Fetch RFI URLs over HTTP, politely: the only module that imports httpx2.
+"""Fetch URLs over HTTP, politely: the only module that imports httpx2.
 
-What belongs here: one GET and everything that keeps it safe and polite —
-requests for ``https://www.rfi.fr/…`` sent to a configurable origin,
-conditional requests from stored validators, redirects followed by hand and
-only within RFI, a body cap enforced while streaming, a deadline on the whole
-exchange, at most ``per_host`` requests at a time, Retry-After and exponential
-backoff recorded in the caller's ``HostState``. What does not: deciding which
-URLs to fetch, parsing what comes back, persisting the host state (the caller
-owns the ``hosts`` dict and saves it).
+One GET and what keeps it safe and polite: only the hosts the caller allows (a
+site's, a feed's own), a host's requests sent to another origin when asked (a
+mirror, a test server), conditional requests, redirects followed by hand within
+the allowed hosts, a body cap while streaming, a deadline on the whole exchange,
+``per_host`` requests at a time, Retry-After and backoff kept in the caller's
+``HostState`` (which the caller persists). Which URLs to fetch and what the
+answers mean are not decided here.
 
 Every httpx2 exception is translated here into ``FetchError`` (``raise … from``);
 ``RetryLater`` says when the host may be asked again.
@@ -18,49 +17,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import httpx2
 
 from feeder.errors import FetchError, RetryLater
 from feeder.models import Fetched, HostState, Validators
+from feeder.politeness import FetchSettings, conditional_headers, iso, retry_after
 
-CANONICAL_HOST = "www.rfi.fr"
-_CANONICAL_ORIGIN = httpx2.URL(f"https://{CANONICAL_HOST}/")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _URL_FAULTS = frozenset({403, 404, 410})
-"""Statuses that condemn one URL, not the host: RFI answers 403 to article pages while the host is fine."""
+"""Statuses that condemn one URL, not the host: some sites answer 403 to article pages while the host is fine."""
 _ASK_TO_WAIT = frozenset({429, 503})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HTTPX_ERRORS = (httpx2.HTTPError, httpx2.InvalidURL, httpx2.StreamError, httpx2.CookieConflict)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchSettings:
-    """How to reach RFI and how hard to push it. Times are in seconds."""
-
-    user_agent: str
-    origin: str
-    connect_timeout: float = 10.0
-    read_timeout: float = 20.0
-    deadline: float = 60.0
-    max_redirects: int = 5
-    per_host: int = 2
-    backoff_base: float = 60.0
-    backoff_cap: float = 6 * 3600.0
-    retry_after_cap: float = 6 * 3600.0
-
-    def __post_init__(self) -> None:
-        try:
-            origin = httpx2.URL(self.origin)
-        except httpx2.InvalidURL as e:
-            raise ValueError(f"origin is not a URL: {self.origin!r}") from e
-        if origin.scheme not in _DEFAULT_PORTS or not origin.host or origin.raw_path != b"/":
-            raise ValueError(f"origin must be scheme://host[:port] only, got {self.origin!r}")
-        if self.per_host < 1 or self.max_redirects < 0 or self.deadline <= 0:
-            raise ValueError("per_host must be ≥ 1, max_redirects ≥ 0 and deadline > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +45,7 @@ class _Answer:
 
 
 class Fetcher:
-    """GETs RFI URLs through one ``httpx2.AsyncClient``; use it as ``async with Fetcher(…) as fetcher``."""
+    """GETs URLs on the allowed hosts through one ``httpx2.AsyncClient``; use it as ``async with Fetcher(…)``."""
 
     def __init__(
         self,
@@ -88,7 +59,8 @@ class Fetcher:
         self._hosts = hosts
         self._now = now
         self._transport = transport
-        self._origin = httpx2.URL(settings.origin)
+        self._routes = {host: httpx2.URL(origin).copy_with(raw_path=b"/") for host, origin in settings.routes}
+        self._routed = {_authority(origin): host for host, origin in self._routes.items()}
         self._client: httpx2.AsyncClient | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
 
@@ -111,7 +83,7 @@ class Fetcher:
             await client.aclose()
 
     async def fetch(self, url: str, *, validators: Validators | None = None, max_bytes: int) -> Fetched:
-        """GET ``url`` (a www.rfi.fr or origin URL): a 200 with its body, or a 304 with the validators to keep.
+        """GET ``url`` (on an allowed host): a 200 with its body, or a 304 with the validators to keep.
 
         Raises RetryLater when the host must not be asked yet, FetchError for anything else that went wrong.
         """
@@ -119,12 +91,14 @@ class Fetcher:
             raise RuntimeError("Fetcher.fetch called outside 'async with Fetcher(...)'")
         target = self._map(self._parse(url))
         if target is None:
-            raise FetchError(url, f"not an RFI URL: only {CANONICAL_HOST} and {self._settings.origin} are fetched")
-        state = self._hosts.setdefault(CANONICAL_HOST, HostState())
-        self._check_backoff(url, state)
-        async with self._slot(CANONICAL_HOST):
-            self._check_backoff(url, state)  # another fetch may have failed while this one waited for a slot
-            headers = _conditional_headers(validators)
+            allowed = ", ".join(sorted(self._settings.hosts))
+            raise FetchError(url, f"not fetched: its host is not one of this source's hosts ({allowed})")
+        host = self._host_of(target)
+        state = self._hosts.setdefault(host, HostState())
+        self._check_backoff(url, host, state)
+        async with self._slot(host):
+            self._check_backoff(url, host, state)  # another fetch may have failed while this one waited for a slot
+            headers = conditional_headers(validators)
             answer = await self._exchange(self._client, url, target, headers=headers, max_bytes=max_bytes, state=state)
             return self._conclude(url, answer, validators, state)  # inside the slot: waiters see the new state
 
@@ -166,9 +140,10 @@ class Fetcher:
             joined = target.join(location)
             mapped = self._map(joined)
             if mapped is None:
-                raise FetchError(url, f"redirected to foreign host {_host_port(joined)}, not followed")
+                where = f"{joined.host}:{joined.port}" if joined.port else joined.host
+                raise FetchError(url, f"redirected to foreign host {where}, not followed")
             if mapped in seen:
-                raise FetchError(url, f"redirect loop back to {_canonical(mapped)}")
+                raise FetchError(url, f"redirect loop back to {self._canonical(mapped)}")
             seen.add(mapped)
             target = mapped
 
@@ -183,11 +158,12 @@ class Fetcher:
             return self._fetched(url, answer, sent)
         if status in _ASK_TO_WAIT:
             now = self._now()
-            delay = _retry_after(answer.headers.get("retry-after"), now)
+            delay = retry_after(answer.headers.get("retry-after"), now)
             if delay is not None:
                 until = now + timedelta(seconds=min(delay, self._settings.retry_after_cap))
                 state.next_allowed = until
-                raise RetryLater(url, f"HTTP {status}, {CANONICAL_HOST} asks us to wait until {_iso(until)}", until)
+                host = self._host_of(answer.url)
+                raise RetryLater(url, f"HTTP {status}, {host} asks us to wait until {iso(until)}", until)
         if status in _URL_FAULTS or status < 400:
             raise FetchError(url, f"HTTP {status}")
         raise self._host_failure(url, state, f"HTTP {status}")
@@ -199,7 +175,7 @@ class Fetcher:
             etag, last_modified = etag or sent.etag, last_modified or sent.last_modified
         return Fetched(
             url=url,
-            final_url=_canonical(answer.url),
+            final_url=self._canonical(answer.url),
             status=answer.status,
             content=answer.content,
             content_type=answer.headers.get("content-type"),
@@ -211,20 +187,17 @@ class Fetcher:
         state.failures += 1
         delay = min(self._settings.backoff_cap, self._settings.backoff_base * 2 ** min(state.failures - 1, 64))
         state.next_allowed = self._now() + timedelta(seconds=delay)
-        return FetchError(url, f"{reason} (failure {state.failures}; next try after {_iso(state.next_allowed)})")
+        return FetchError(url, f"{reason} (failure {state.failures}; next try after {iso(state.next_allowed)})")
 
-    def _check_backoff(self, url: str, state: HostState) -> None:
+    def _check_backoff(self, url: str, host: str, state: HostState) -> None:
         until = state.next_allowed
         if until is not None and until > self._now():
-            raise RetryLater(url, f"{CANONICAL_HOST} is not to be asked before {_iso(until)}", until)
+            raise RetryLater(url, f"{host} is not to be asked before {iso(until)}", until)
 
     def _slot(self, host: str) -> asyncio.Semaphore:
-        slot = self._slots.get(host)
-        if slot is None:
-            slot = self._slots[host] = asyncio.Semaphore(self._settings.per_host)
-        return slot
+        return self._slots.setdefault(host, asyncio.Semaphore(self._settings.per_host))
 
-    # -- URLs: www.rfi.fr ↔ origin
+    # -- URLs: a routed host ↔ its origin
 
     @staticmethod
     def _parse(url: str) -> httpx2.URL:
@@ -234,12 +207,24 @@ class Fetcher:
             raise FetchError(url, f"invalid URL ({e})") from e
 
     def _map(self, candidate: httpx2.URL) -> httpx2.URL | None:
-        """Where a www.rfi.fr or origin URL is actually requested; None for any other host."""
-        if candidate.scheme in _DEFAULT_PORTS and candidate.host == CANONICAL_HOST:
-            return self._origin.copy_with(raw_path=candidate.raw_path)
-        if _authority(candidate) == _authority(self._origin):
+        """Where a URL is actually requested (its origin when its host is routed); None for a host not allowed."""
+        if candidate.scheme not in _DEFAULT_PORTS:
+            return None
+        origin = self._routes.get(candidate.host)
+        if origin is not None:
+            return origin.copy_with(raw_path=candidate.raw_path)
+        if candidate.host in self._settings.hosts or _authority(candidate) in self._routed:
             return candidate.copy_with(fragment=None)
         return None
+
+    def _host_of(self, target: httpx2.URL) -> str:
+        """The host a requested URL stands for (a routed origin stands for its host): what politeness counts."""
+        return self._routed.get(_authority(target), target.host)
+
+    def _canonical(self, target: httpx2.URL) -> str:
+        """The URL as readers know it: a routed origin's URL spelled with its host."""
+        host = self._routed.get(_authority(target))
+        return str(target) if host is None else f"https://{host}{target.raw_path.decode('ascii')}"
 
 
 async def _get(
@@ -268,45 +253,8 @@ async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> b
     return b"".join(parts)
 
 
-def _conditional_headers(validators: Validators | None) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    if validators is not None and validators.etag:
-        headers["If-None-Match"] = validators.etag
-    if validators is not None and validators.last_modified:
-        headers["If-Modified-Since"] = validators.last_modified
-    return headers
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
-
-
 def _authority(url: httpx2.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
-def _host_port(url: httpx2.URL) -> str:
-    return f"{url.host}:{url.port}" if url.port else url.host
-
-
-def _canonical(origin_url: httpx2.URL) -> str:
-    return str(_CANONICAL_ORIGIN.copy_with(raw_path=origin_url.raw_path))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
 
 
 def _describe(error: Exception) -> str:

@@ -13,7 +13,6 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -23,9 +22,9 @@ from w3lib.url import canonicalize_url, safe_url_string
 
 from feeder.errors import ParseError
 from feeder.models import Article, Enclosure, ParsedArticle
+from feeder.rules import UrlRules
 from feeder.text import collapse_space, plain_text, unescaped, xml_safe
 
-TRACKING_PARAMETER = re.compile(r"^(utm_.*|xtor|at_.*|fbclid|gclid)$", re.IGNORECASE)
 EARLIEST_CREDIBLE = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_SECTION_BYTES = 100
 CLOCK_SKEW = timedelta(days=1)
@@ -63,7 +62,7 @@ _SPACE_BETWEEN_TAGS = re.compile(r">\s+<")
 def normalize(
     parsed: ParsedArticle,
     *,
-    allowed_hosts: Iterable[str],
+    urls: UrlRules,
     retrieved_at: datetime,
     now: datetime,
 ) -> Article:
@@ -72,15 +71,15 @@ def normalize(
     The version's time is the document's own modification time (a page's
     dateModified), else its scrape time, else ``retrieved_at`` (a seed file's
     modification time; the caller's choice for other documents); ``now``
-    bounds what counts as credible.
+    bounds what counts as credible; ``urls`` are the site's URL rules (hosts, aliases, tracking, section).
     """
-    url = canonical_url(parsed.url, allowed_hosts)
+    url = canonical_url(parsed.url, urls)
     version = _credible(parsed.modified_at, now) or _credible(parsed.scraped_at, now) or _credible(retrieved_at, now)
     if version is None:
         raise ParseError("no credible scrape time: the timestamp line and the file time are both unusable")
     version_at = _whole_seconds(version)
     published = _whole_seconds(_credible(parsed.published_at, now) or version_at)
-    section, folders = sections_of(url)
+    section, folders = sections_of(url, urls)
     categories = tuple(dict.fromkeys([*folders, *(plain_text(c) for c in parsed.extra_categories)]))
     categories = tuple(c for c in categories if c)
     title = plain_text(parsed.title)
@@ -108,12 +107,12 @@ def normalize(
     )
 
 
-def canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
-    """The one key for every spelling of an article URL on an allowed host."""
+def canonical_url(raw: str, urls: UrlRules) -> str:
+    """The one key for every spelling of an article URL on one of the site's hosts."""
     plain = _PLAIN_URL.fullmatch(raw)
-    if plain and "/." not in plain["path"] and plain["host"] in set(allowed_hosts):
+    if plain and "/." not in plain["path"] and plain["host"] in urls.hosts:
         return f"https://{plain['host']}{plain['path'] or '/'}"  # what the general case gives it, in a µs
-    return _canonical_url(raw, allowed_hosts)
+    return _canonical_url(raw, urls)
 
 
 _PLAIN_URL = re.compile(
@@ -124,7 +123,7 @@ characters and upper-case escapes of non-ASCII bytes, no dot segment ("/." is ch
 query or fragment. Most article URLs are; tests/test_normalize.py checks the claim against the general case."""
 
 
-def _canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
+def _canonical_url(raw: str, urls: UrlRules) -> str:
     try:
         parts = urlsplit(raw.strip())
         host = (parts.hostname or "").lower().rstrip(".")
@@ -133,29 +132,35 @@ def _canonical_url(raw: str, allowed_hosts: Iterable[str]) -> str:
         raise ParseError(f"article URL {raw!r} is not a valid URL") from e
     if parts.scheme.lower() not in ("http", "https") or not host:
         raise ParseError(f"article URL {raw!r} is not an absolute http(s) URL")
-    if host not in set(allowed_hosts):
-        raise ParseError(f"article URL host {host!r} is not in allowed_hosts")
+    host = dict(urls.host_aliases).get(host, host)
+    if host not in urls.hosts:
+        raise ParseError(f"article URL host {host!r} is not an allowed host ({', '.join(sorted(urls.hosts))})")
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
+    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p, urls))
     path = parts.path.rstrip("/") or "/"
     return canonicalize_url(urlunsplit(("https", netloc, path, query, "")))
 
 
-def _is_tracking(pair: str) -> bool:
-    return bool(TRACKING_PARAMETER.match(unquote(pair.split("=", 1)[0])))
+def _is_tracking(pair: str, urls: UrlRules) -> bool:
+    return bool(urls.tracking.match(unquote(pair.split("=", 1)[0])))
 
 
-def sections_of(url: str) -> tuple[str | None, tuple[str, ...]]:
-    """Section and categories from a canonical URL: /cn/中国/… → 中国; deeper folders are extra categories."""
-    return _sections_of_folders(urlsplit(url).path.rstrip("/").rpartition("/")[0])
+def sections_of(url: str, urls: UrlRules) -> tuple[str | None, tuple[str, ...]]:
+    """Section and categories from a canonical URL by the site's rule: with path_segment 2, /cn/中国/… → 中国;
+    deeper folders are extra categories. None and none when the site has no section rule."""
+    if urls.section_segment is None:
+        return None, ()
+    folders = urlsplit(url).path.rstrip("/").rpartition("/")[0]
+    return _sections_of_folders(folders, urls.section_segment, urls.section_under)
 
 
 @functools.lru_cache(maxsize=1024)
-def _sections_of_folders(folders: str) -> tuple[str | None, tuple[str, ...]]:
+def _sections_of_folders(folders: str, segment: int, under: str) -> tuple[str | None, tuple[str, ...]]:
     """sections_of for the path before its last segment: a site has a handful of folders, met again and again."""
     segments = [unquote(s) for s in folders.split("/") if s]
-    if len(segments) >= 2 and segments[0] == "cn":
-        names = tuple(collapse_space(xml_safe(s)) for s in segments[1:])
+    prefix = [s for s in under.split("/") if s]
+    if segments[: len(prefix)] == prefix and len(segments) >= segment:
+        names = tuple(collapse_space(xml_safe(s)) for s in segments[segment - 1 :])
         return (names[0] if is_section_name(names[0]) else None), tuple(f for f in names if f)
     return None, ()
 

@@ -27,7 +27,6 @@ from feeder.build import by_archive_folder
 from feeder.config import Config, SeedsSource, load_config
 from feeder.control import ControlServer
 from feeder.errors import ConfigError, FeederError, ListenError, RefreshAbortedError
-from feeder.live import user_agent
 from feeder.locks import held
 from feeder.memory import release_free_memory
 from feeder.models import Progress, RefreshReport
@@ -35,6 +34,7 @@ from feeder.notify import notify, watchdog_period
 from feeder.pipeline import refresh, state_database
 from feeder.scheduler import Refresher, Schedule
 from feeder.serve import FileServer
+from feeder.sources.web import user_agent
 from feeder.store import Store
 from feeder.watch import watch_folder
 from feeder.websub import PingOutcome

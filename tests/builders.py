@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feeder.config import Config, SeedsSource
+from feeder.rules import UrlRules
+from feeder.sites import SHIPPED, load_site
 
 # Nothing from the environment pytest runs in may reach a child feeder: under systemd these would change its
 # log format (JOURNAL_STREAM) or send its notifications to the real service manager. A far-off time zone
@@ -116,3 +118,12 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+RFI = load_site(SHIPPED / "rfi-cn.yaml")
+"""The shipped rules of RFI 中文, as the seeds and the rfi-cn site source read pages by."""
+
+
+def rfi_urls(*hosts: str) -> UrlRules:
+    """RFI's URL rules with these hosts allowed (www.rfi.fr when none is given)."""
+    return RFI.urls.with_hosts(frozenset(hosts or ("www.rfi.fr",)))

@@ -67,7 +67,10 @@ def site() -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 def rfi_config(tmp_path: Path, origin: str) -> Config:
-    source = f"  - {{name: rfi, kind: rfi, origin: '{origin}', feeds: ['https://www.rfi.fr/cn/rss'], max_pages: 10}}\n"
+    source = (
+        f"  - {{name: rfi, kind: site, site: rfi-cn, origin: '{origin}', feeds: ['https://www.rfi.fr/cn/rss'],"
+        " max_pages: 10}\n"
+    )
     text = config_text().replace("feeds:\n", source + "feeds:\n").replace("sources: [seeds]", "sources: [seeds, rfi]")
     (tmp_path / "seeds").mkdir(exist_ok=True)
     return parse_config(text, tmp_path / "config.yaml")

@@ -19,7 +19,7 @@ from feeder.errors import ParseError
 from feeder.models import Article, RawDocument
 from feeder.normalize import normalize
 from feeder.parse import parse_seed
-from tests.builders import NOW
+from tests.builders import NOW, RFI
 
 SEEDS = Path(__file__).parent / "data" / "seeds"
 RETRIEVED = datetime(2024, 6, 1, tzinfo=UTC)
@@ -33,7 +33,7 @@ def _utc(moment: datetime) -> str:
 
 def _run(path: Path) -> Article:
     document = RawDocument(source="seeds", locator=path.stem, content=path.read_bytes(), retrieved_at=RETRIEVED)
-    return normalize(parse_seed(document), allowed_hosts=("www.rfi.fr",), retrieved_at=RETRIEVED, now=NOW)
+    return normalize(parse_seed(document, RFI), urls=RFI.urls, retrieved_at=RETRIEVED, now=NOW)
 
 
 def _as_json(article: Article) -> dict[str, Any]:
@@ -105,8 +105,8 @@ def test_the_real_seed_is_unchanged_by_crlf_and_bom() -> None:
     variants = [data, data.replace(b"\n", b"\r\n"), b"\xef\xbb\xbf" + data]
     articles = [
         normalize(
-            parse_seed(RawDocument(source="seeds", locator="real", content=v, retrieved_at=RETRIEVED)),
-            allowed_hosts=("www.rfi.fr",),
+            parse_seed(RawDocument(source="seeds", locator="real", content=v, retrieved_at=RETRIEVED), RFI),
+            urls=RFI.urls,
             retrieved_at=RETRIEVED,
             now=NOW,
         )

@@ -36,7 +36,7 @@ from feeder.normalize import normalize
 from feeder.parse import decode_html, parse_feed, parse_page, parse_seed
 from feeder.render import render_feed
 from feeder.text import plain_text, xml_safe
-from tests.builders import CHINA_URL, NOW, config_text, run_feeder, seed_text, write_seed
+from tests.builders import CHINA_URL, NOW, RFI, config_text, rfi_urls, run_feeder, seed_text, write_seed
 
 DATA = Path(__file__).parent / "data"
 VECTORS = [line for line in (DATA / "xss" / "vectors.txt").read_text(encoding="utf-8").splitlines() if line]
@@ -46,7 +46,9 @@ ALLOWED_HOSTS = ("www.rfi.fr",)
 SECTION = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/"
 BASE = "http://127.0.0.1:8080/"
 FORMATS = ("atom", "rss", "json")
-FEED = FeedConfig(name="rfi-cn", title="RFI 中文", description="测试", sources=("seeds",))
+FEED = FeedConfig(
+    name="rfi-cn", title="RFI 中文", description="测试", sources=("seeds",), language="zh-cn", author="RFI"
+)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
@@ -244,7 +246,7 @@ CONTENT_TYPES = st.one_of(
 def normalized(article: ParsedArticle) -> Article | None:
     """normalize() with fixed clocks: an Article, or None for a ParseError (anything else propagates)."""
     try:
-        return normalize(article, allowed_hosts=ALLOWED_HOSTS, retrieved_at=FIXED, now=FIXED)
+        return normalize(article, urls=rfi_urls(*ALLOWED_HOSTS), retrieved_at=FIXED, now=FIXED)
     except ParseError:
         return None
 
@@ -263,7 +265,7 @@ def assert_clean_article(article: Article | None) -> None:
 def test_parse_seed_returns_an_article_or_a_parse_error(data: bytes) -> None:
     document = RawDocument(source="seeds", locator="fuzz.txt", content=data, retrieved_at=FIXED)
     try:
-        article = parse_seed(document)
+        article = parse_seed(document, RFI)
     except ParseError:
         return
     assert isinstance(article, ParsedArticle)
@@ -278,7 +280,7 @@ PAGE_BYTES = [path.read_bytes() for path in PAGES]
 def test_parse_page_returns_an_article_or_a_parse_error(data: bytes, content_type: str | None) -> None:
     url = SECTION + "20240109-fuzz"
     try:
-        article = parse_page(decode_html(data, content_type), url, url)
+        article = parse_page(decode_html(data, content_type), url, url, RFI)
     except ParseError:
         return
     assert isinstance(article, ParsedArticle)
@@ -362,7 +364,7 @@ def hostile_markup(draw: st.DrawFn) -> str:
 def test_sanitized_content_never_holds_what_a_reader_would_run(markup: str) -> None:
     body = f"<p>段落甲</p>{markup}<p>段落乙</p>"
     try:
-        parsed = parse_seed(RawDocument("seeds", "x.txt", seed_text(body=body).encode("utf-8"), FIXED))
+        parsed = parse_seed(RawDocument("seeds", "x.txt", seed_text(body=body).encode("utf-8"), FIXED), RFI)
     except ParseError:
         return
     article = normalized(parsed)
@@ -376,7 +378,7 @@ def test_sanitized_content_never_holds_what_a_reader_would_run(markup: str) -> N
 @pytest.mark.parametrize("dropped", ["<!-- x -->", "<script>x()</script>", "<div data-selfpromo-app></div>"])
 def test_a_control_reference_after_dropped_markup_in_a_seed_is_no_crash(dropped: str) -> None:
     body = f"<p>段落甲</p>{dropped}&#1;<p>段落乙</p>"
-    article = parse_seed(RawDocument("seeds", "x.txt", seed_text(body=body).encode("utf-8"), FIXED))
+    article = parse_seed(RawDocument("seeds", "x.txt", seed_text(body=body).encode("utf-8"), FIXED), RFI)
     assert "段落甲" in article.body_html
     assert "段落乙" in article.body_html
 
@@ -386,7 +388,7 @@ def test_a_control_reference_after_dropped_markup_in_a_page_is_no_crash() -> Non
         "<html><head><title>标题</title></head><body><div class='t-content__body'>"
         "<p>段落甲</p><script>x()</script>&#x1F;<p>段落乙</p></div></body></html>"
     )
-    article = parse_page(page, CHINA_URL, "page.html")
+    article = parse_page(page, CHINA_URL, "page.html", RFI)
     assert "段落乙" in article.body_html
 
 
@@ -761,9 +763,9 @@ def page_problems() -> list[str]:
     items = []
     for number, vector in enumerate(VECTORS):
         page = hostile_page(number, vector).encode("utf-8")
-        parsed = parse_page(decode_html(page, "text/html; charset=utf-8"), vector_url(number), f"page {number}")
+        parsed = parse_page(decode_html(page, "text/html; charset=utf-8"), vector_url(number), f"page {number}", RFI)
         assert parsed.url == vector_url(number)
-        article = normalize(parsed, allowed_hosts=ALLOWED_HOSTS, retrieved_at=NOW, now=NOW)
+        article = normalize(parsed, urls=rfi_urls(*ALLOWED_HOSTS), retrieved_at=NOW, now=NOW)
         items.append(entry_of(article))
     return feed_problems(render(items), {vector_url(n): n for n in range(len(VECTORS))})
 
@@ -782,8 +784,8 @@ def test_titles_from_article_pages_hold_no_tag(page_problems: list[str]) -> None
 
 
 def _through_normalize(text: str) -> Entry:
-    parsed = parse_seed(RawDocument("seeds", "lead.txt", text.encode("utf-8"), NOW))
-    return entry_of(normalize(parsed, allowed_hosts=ALLOWED_HOSTS, retrieved_at=NOW, now=NOW))
+    parsed = parse_seed(RawDocument("seeds", "lead.txt", text.encode("utf-8"), NOW), RFI)
+    return entry_of(normalize(parsed, urls=rfi_urls(*ALLOWED_HOSTS), retrieved_at=NOW, now=NOW))
 
 
 def test_a_lead_that_quotes_markup_stays_text_in_rss_description() -> None:

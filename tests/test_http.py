@@ -20,12 +20,14 @@ import httpx2
 import pytest
 
 from feeder.errors import FetchError, RetryLater
-from feeder.http import CANONICAL_HOST, Fetcher, FetchSettings
+from feeder.http import Fetcher
 from feeder.models import HostState, Validators
+from feeder.politeness import FetchSettings
 
 P = ParamSpec("P")
 TEST_TIMEOUT = 8.0
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+CANONICAL_HOST = "www.rfi.fr"  # the site the tests fetch from, routed to an origin
 MOCK_ORIGIN = "http://127.0.0.1:9"  # never connected: MockTransport answers instead
 UA = "feeder/test (+https://example.org/contact)"
 MB = 1_000_000
@@ -55,7 +57,9 @@ class Clock:
 
 
 def settings(origin: str = MOCK_ORIGIN, **overrides: Any) -> FetchSettings:
-    return FetchSettings(user_agent=UA, origin=origin, **overrides)
+    return FetchSettings(
+        user_agent=UA, hosts=frozenset({CANONICAL_HOST}), routes=((CANONICAL_HOST, origin),), **overrides
+    )
 
 
 # -- MockTransport harness
@@ -151,7 +155,7 @@ async def test_304_sends_validators_and_keeps_them_updated_by_new_ones(clock, ho
 async def test_urls_outside_rfi_are_refused_without_a_request(clock, hosts, url: str) -> None:
     mock = always(200)
     async with mock.fetcher(hosts, clock) as fetcher:
-        with pytest.raises(FetchError, match="not an RFI URL") as caught:
+        with pytest.raises(FetchError, match="not one of this source's hosts") as caught:
             await fetcher.fetch(url, max_bytes=MB)
     assert caught.value.url == url
     assert url in str(caught.value)

@@ -18,10 +18,12 @@ from feeder.errors import ParseError
 from feeder.models import Article, ParsedArticle, RawDocument
 from feeder.normalize import canonical_url, content_hash, normalize, sanitize_html, sections_of
 from feeder.parse import parse_seed
+from feeder.rules import UrlRules
 from feeder.text import collapse_space, xml_safe
-from tests.builders import CHINA_URL, NOW, seed_text
+from tests.builders import CHINA_URL, NOW, RFI, rfi_urls, seed_text
 
 HOSTS = ("www.rfi.fr",)
+URLS = rfi_urls(*HOSTS)
 RETRIEVED = datetime(2024, 6, 1, tzinfo=UTC)
 CANONICAL = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240109-%E7%8E%8B%E6%AF%85-%E4%B8%AD%E7%BE%8E"
 RAW_PATH = "/cn/中国/20240109-王毅-中美"
@@ -39,12 +41,12 @@ PARSED = ParsedArticle(
 
 
 def norm(parsed: ParsedArticle = PARSED, *, retrieved_at: datetime = RETRIEVED, now: datetime = NOW) -> Article:
-    return normalize(parsed, allowed_hosts=HOSTS, retrieved_at=retrieved_at, now=now)
+    return normalize(parsed, urls=URLS, retrieved_at=retrieved_at, now=now)
 
 
 def from_seed(text: str) -> Article:
     document = RawDocument(source="seeds", locator="case.txt", content=text.encode(), retrieved_at=RETRIEVED)
-    return norm(parse_seed(document))
+    return norm(parse_seed(document, RFI))
 
 
 # --- canonical_url ------------------------------------------------------------------------------------
@@ -77,45 +79,48 @@ def from_seed(text: str) -> Article:
     ],
 )
 def test_every_spelling_of_one_article_is_one_key(spelling: str) -> None:
-    assert canonical_url(spelling, HOSTS) == CANONICAL
+    assert canonical_url(spelling, URLS) == CANONICAL
 
 
 def test_the_canonical_key_is_stable() -> None:
-    assert canonical_url(canonical_url(CANONICAL + "?xtor=1", HOSTS), HOSTS) == CANONICAL
+    assert canonical_url(canonical_url(CANONICAL + "?xtor=1", URLS), URLS) == CANONICAL
 
 
 def test_other_query_parameters_are_kept_in_a_stable_order() -> None:
-    assert canonical_url(CANONICAL + "?page=2&xtor=RSS-1&lang=zh", HOSTS) == CANONICAL + "?lang=zh&page=2"
-    assert canonical_url(CANONICAL + "?lang=zh&page=2", HOSTS) == CANONICAL + "?lang=zh&page=2"
+    assert canonical_url(CANONICAL + "?page=2&xtor=RSS-1&lang=zh", URLS) == CANONICAL + "?lang=zh&page=2"
+    assert canonical_url(CANONICAL + "?lang=zh&page=2", URLS) == CANONICAL + "?lang=zh&page=2"
 
 
 def test_a_port_other_than_80_or_443_is_kept() -> None:
-    assert canonical_url("https://www.rfi.fr:8443" + RAW_PATH, HOSTS) == "https://www.rfi.fr:8443" + CANONICAL[18:]
-    assert canonical_url("http://www.rfi.fr:8080/cn/x/y", HOSTS) == "https://www.rfi.fr:8080/cn/x/y"
+    assert canonical_url("https://www.rfi.fr:8443" + RAW_PATH, URLS) == "https://www.rfi.fr:8443" + CANONICAL[18:]
+    assert canonical_url("http://www.rfi.fr:8080/cn/x/y", URLS) == "https://www.rfi.fr:8080/cn/x/y"
 
 
 def test_user_info_is_dropped() -> None:
-    assert canonical_url("https://user:secret@www.rfi.fr" + RAW_PATH, HOSTS) == CANONICAL
+    assert canonical_url("https://user:secret@www.rfi.fr" + RAW_PATH, URLS) == CANONICAL
 
 
 def test_several_allowed_hosts() -> None:
     hosts = ("www.rfi.fr", "127.0.0.1")
-    assert canonical_url("http://127.0.0.1:8080/cn/中国/x", hosts) == "https://127.0.0.1:8080/cn/%E4%B8%AD%E5%9B%BD/x"
+    assert (
+        canonical_url("http://127.0.0.1:8080/cn/中国/x", rfi_urls(*hosts))
+        == "https://127.0.0.1:8080/cn/%E4%B8%AD%E5%9B%BD/x"
+    )
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("https://www.rfi.fr.example.net" + RAW_PATH, "host 'www.rfi.fr.example.net' is not in allowed_hosts"),
-        ("https://example.net/www.rfi.fr" + RAW_PATH, "host 'example.net' is not in allowed_hosts"),
-        ("https://www.rfi.fr@evil.example" + RAW_PATH, "host 'evil.example' is not in allowed_hosts"),
-        ("https://rfi.fr" + RAW_PATH, "host 'rfi.fr' is not in allowed_hosts"),
-        ("https://cn.rfi.fr/中国/20100101-x", "host 'cn.rfi.fr' is not in allowed_hosts"),
-        ("https://m.cn.rfi.fr/中国/20100101-x", "host 'm.cn.rfi.fr' is not in allowed_hosts"),
-        ("https://rfi.my/AEz8.F", "host 'rfi.my' is not in allowed_hosts"),
-        ("https://www.bbc.com/zhongwen/simp/world-1", "host 'www.bbc.com' is not in allowed_hosts"),
-        ("https://xn--rfi-xxx.fr/cn/x/y", "is not in allowed_hosts"),
-        ("https://[::1]/cn/x/y", "host '::1' is not in allowed_hosts"),
+        ("https://www.rfi.fr.example.net" + RAW_PATH, "host 'www.rfi.fr.example.net' is not an allowed host"),
+        ("https://example.net/www.rfi.fr" + RAW_PATH, "host 'example.net' is not an allowed host"),
+        ("https://www.rfi.fr@evil.example" + RAW_PATH, "host 'evil.example' is not an allowed host"),
+        ("https://rfi.fr" + RAW_PATH, "host 'rfi.fr' is not an allowed host"),
+        ("https://cn.rfi.fr/中国/20100101-x", "host 'cn.rfi.fr' is not an allowed host"),
+        ("https://m.cn.rfi.fr/中国/20100101-x", "host 'm.cn.rfi.fr' is not an allowed host"),
+        ("https://rfi.my/AEz8.F", "host 'rfi.my' is not an allowed host"),
+        ("https://www.bbc.com/zhongwen/simp/world-1", "host 'www.bbc.com' is not an allowed host"),
+        ("https://xn--rfi-xxx.fr/cn/x/y", "is not an allowed host"),
+        ("https://[::1]/cn/x/y", "host '::1' is not an allowed host"),
         ("ftp://www.rfi.fr/cn/x/y", "not an absolute http(s) URL"),
         ("javascript:alert(1)//www.rfi.fr/cn/x", "not an absolute http(s) URL"),
         ("data:text/html,www.rfi.fr", "not an absolute http(s) URL"),
@@ -133,13 +138,13 @@ def test_several_allowed_hosts() -> None:
 )
 def test_urls_off_rfi_or_broken_are_refused(url: str, message: str) -> None:
     with pytest.raises(ParseError) as caught:
-        canonical_url(url, HOSTS)
+        canonical_url(url, URLS)
     assert message in str(caught.value)
 
 
 def test_an_empty_allowlist_refuses_everything() -> None:
-    with pytest.raises(ParseError, match="not in allowed_hosts"):
-        canonical_url(CANONICAL, ())
+    with pytest.raises(ParseError, match="is not an allowed host"):
+        canonical_url(CANONICAL, UrlRules(frozenset()))
 
 
 # The shortcuts for URLs already in canonical form must give what the general case gives, for any URL: the URLs
@@ -168,9 +173,9 @@ def urls(draw: st.DrawFn) -> str:
     return f"{scheme}://{host}{''.join(pieces)}{end}"
 
 
-def canonical_or_error(url: str, canonical: Callable[[str, tuple[str, ...]], str]) -> str:
+def canonical_or_error(url: str, canonical: Callable[[str, UrlRules], str]) -> str:
     try:
-        return canonical(url, ANY_HOSTS)
+        return canonical(url, rfi_urls(*ANY_HOSTS))
     except ParseError as e:
         return f"ParseError: {e}"
 
@@ -226,7 +231,7 @@ def test_rfi_image_urls_take_the_shortcut() -> None:
     ],
 )
 def test_sections_of(url: str, section: str | None, categories: tuple[str, ...]) -> None:
-    assert sections_of(url) == (section, categories)
+    assert sections_of(url, URLS) == (section, categories)
 
 
 def sections_from_every_segment(url: str) -> tuple[str | None, tuple[str, ...]]:
@@ -245,7 +250,7 @@ SEGMENTS = st.sampled_from(["cn", "fr", "中国", "%E4%B8%AD", "%20", ".", "x y"
 @given(st.lists(SEGMENTS, max_size=5), st.sampled_from(["", "/", "//", "?a=1", "#x"]))
 def test_sections_are_what_every_segment_gives(segments: list[str], end: str) -> None:
     url = "https://www.rfi.fr/" + "/".join(segments) + end
-    assert sections_of(url) == sections_from_every_segment(url)
+    assert sections_of(url, URLS) == sections_from_every_segment(url)
 
 
 def test_normalize_fills_section_and_categories_from_the_canonical_url() -> None:
@@ -473,7 +478,7 @@ def test_an_image_url_is_made_safe() -> None:
 
 
 def test_an_article_off_the_allowlist_is_refused() -> None:
-    with pytest.raises(ParseError, match="not in allowed_hosts"):
+    with pytest.raises(ParseError, match="is not an allowed host"):
         norm(dataclasses.replace(PARSED, url="https://www.rfi.fr.example.net/cn/中国/x"))
 
 
@@ -540,7 +545,7 @@ def test_content_hash_is_a_sha256_of_every_visible_field() -> None:
 
 
 def test_the_fully_qualified_host_spelling_is_the_same_article() -> None:
-    assert canonical_url("https://www.rfi.fr./cn/x/y", ("www.rfi.fr",)) == "https://www.rfi.fr/cn/x/y"
+    assert canonical_url("https://www.rfi.fr./cn/x/y", URLS) == "https://www.rfi.fr/cn/x/y"
 
 
 def test_a_relative_lead_image_resolves_against_the_canonical_url() -> None:

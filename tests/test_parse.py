@@ -8,8 +8,8 @@ import pytest
 
 from feeder.errors import ParseError
 from feeder.models import ParsedArticle, RawDocument
-from feeder.parse import paris_to_utc, parse_seed, plain_text
-from tests.builders import CHINA_URL, seed_text
+from feeder.parse import parse_seed, plain_text, text_date
+from tests.builders import CHINA_URL, RFI, seed_text
 
 RETRIEVED = datetime(2024, 6, 1, tzinfo=UTC)
 SCRAPED = datetime(2024, 1, 9, 9, 15, 1, tzinfo=UTC)
@@ -18,7 +18,7 @@ IMAGE = "https://s.rfi.fr/media/display/example/w:1280/p:16x9/example.jpg"
 
 def parse(text: str | bytes) -> ParsedArticle:
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return parse_seed(RawDocument(source="seeds", locator="case.txt", content=data, retrieved_at=RETRIEVED))
+    return parse_seed(RawDocument(source="seeds", locator="case.txt", content=data, retrieved_at=RETRIEVED), RFI)
 
 
 def seed_with_html(html: str, *, stamp: str = "<!--1704791701000-->") -> str:
@@ -204,8 +204,10 @@ def test_a_timestamp_of_non_ascii_digits_is_not_a_crash() -> None:
         ((1, 1, 2024, 0, 30), datetime(2023, 12, 31, 23, 30, tzinfo=UTC)),  # the UTC day before
     ],
 )
-def test_paris_to_utc(wall: tuple[int, int, int, int, int], utc: datetime) -> None:
-    converted = paris_to_utc(*wall)
+def test_paris_time_in_the_rules_date_format(wall: tuple[int, int, int, int, int], utc: datetime) -> None:
+    day, month, year, hour, minute = wall
+    converted = text_date(f"{day:02d}/{month:02d}/{year} - {hour:02d}:{minute:02d}", RFI.article, RFI.timezone)
+    assert isinstance(converted, datetime)
     assert converted == utc
     assert converted.utcoffset() is not None
     assert converted.tzinfo is UTC

@@ -18,6 +18,7 @@ from feeder.errors import ParseError
 from feeder.models import Enclosure, ParsedArticle
 from feeder.normalize import canonical_url
 from feeder.parse import MAX_FEED_BYTES, decode_html, parse_feed, parse_page
+from tests.builders import RFI
 
 DATA = Path(__file__).parent / "data" / "rfi"
 S_RFI = "https://s.rfi.fr/media/display/"
@@ -34,7 +35,7 @@ def feed(name: str) -> list[ParsedArticle]:
 
 
 def page(name: str, url: str = "https://www.rfi.fr/cn/", content_type: str | None = "text/html") -> ParsedArticle:
-    return parse_page(decode_html((DATA / name).read_bytes(), content_type), url, name)
+    return parse_page(decode_html((DATA / name).read_bytes(), content_type), url, name, RFI)
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:  # noqa: PLR0917
@@ -143,18 +144,18 @@ def test_rfi_channel_quirks_are_tolerated() -> None:
 
 
 def test_the_section_feed_repeats_two_articles_one_spelled_differently() -> None:
-    main = {canonical_url(a.url, ["www.rfi.fr"]): a for a in feed("rss_main.xml")}
+    main = {canonical_url(a.url, RFI.urls): a for a in feed("rss_main.xml")}
     china = feed("rss_section_china.xml")
     assert [a.title for a in china] == [
         "长江流域冬季水鸟调查结果公布",
         "上海图书馆东馆推出夜间阅读活动",
         "昆明植物园举办冬季山茶花展",
     ]
-    assert china[0].url == main[canonical_url(china[0].url, ["www.rfi.fr"])].url
+    assert china[0].url == main[canonical_url(china[0].url, RFI.urls)].url
     assert china[1].url != MAIN[2][1]  # lower-case %e4…: parse keeps the spelling, normalize unifies it
     assert china[1].url.lower() == MAIN[2][1].lower()
-    assert canonical_url(china[1].url, ["www.rfi.fr"]) in main
-    assert canonical_url(china[2].url, ["www.rfi.fr"]) not in main
+    assert canonical_url(china[1].url, RFI.urls) in main
+    assert canonical_url(china[2].url, RFI.urls) not in main
     assert china[2].published_at == utc(2024, 1, 7, 6, 45, 30)
 
 
@@ -566,10 +567,12 @@ def test_the_article_of_the_page_is_chosen_among_two_by_its_canonical_url() -> N
 def test_without_a_matching_block_the_first_news_article_is_taken() -> None:
     html = (DATA / "page_two_articles.html").read_text(encoding="utf-8")
     html = html.replace('<link rel="canonical"', '<link rel="alternate"')
-    other = parse_page(html, "https://www.rfi.fr/cn/elsewhere", "p.html")
+    other = parse_page(html, "https://www.rfi.fr/cn/elsewhere", "p.html", RFI)
     assert other.title == "长江流域冬季水鸟调查结果公布"
     assert other.url == "https://www.rfi.fr/cn/elsewhere"
-    own = parse_page(html, "http://www.rfi.fr/cn/中国/20240108-上海图书馆东馆推出夜间阅读活动?xtor=RSS-1#top", "p.html")
+    own = parse_page(
+        html, "http://www.rfi.fr/cn/中国/20240108-上海图书馆东馆推出夜间阅读活动?xtor=RSS-1#top", "p.html", RFI
+    )
     assert own.title == "上海图书馆东馆推出夜间阅读活动"  # the URL asked for stands in for the canonical link
 
 
@@ -629,7 +632,7 @@ CANONICAL = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240109-x"
 
 def page_with(head: str = "", body: str = '<div class="t-content__body"><p>正文。</p></div>') -> ParsedArticle:
     html = f'<html><head><link rel="canonical" href="{CANONICAL}">{head}</head><body>{body}</body></html>'
-    return parse_page(html, CANONICAL, "inline.html")
+    return parse_page(html, CANONICAL, "inline.html", RFI)
 
 
 def with_ld(article: str) -> ParsedArticle:
@@ -650,7 +653,7 @@ def test_a_page_without_a_title_is_refused() -> None:
 @pytest.mark.parametrize("html", ["", "   ", "\ufeff"])
 def test_an_empty_page_is_refused(html: str) -> None:
     with pytest.raises(ParseError, match="page is empty"):
-        parse_page(html, CANONICAL, "empty.html")
+        parse_page(html, CANONICAL, "empty.html", RFI)
 
 
 def test_an_xml_declaration_in_the_text_is_not_a_crash() -> None:
@@ -658,7 +661,7 @@ def test_an_xml_declaration_in_the_text_is_not_a_crash() -> None:
         '<?xml version="1.0" encoding="utf-8"?><html><head><title>标题</title>'
         '<meta property="og:description" content="导语"></head><body><p>正文</p></body></html>'
     )
-    article = parse_page(html, CANONICAL, "x.html")
+    article = parse_page(html, CANONICAL, "x.html", RFI)
     assert (article.title, article.lead, article.fulltext, article.body_html) == ("标题", "导语", False, "")
 
 
@@ -827,12 +830,12 @@ def test_a_broken_url_in_json_ld_is_no_match_not_a_crash() -> None:
     )
     assert page_with(head).title == "乙"  # a relative url resolves against the page
     broken = '<link rel="canonical" href="https://[broken"><title>标题</title><meta name="og:image" content="i.jpg">'
-    assert parse_page(broken, CANONICAL, "broken.html").url == CANONICAL
+    assert parse_page(broken, CANONICAL, "broken.html", RFI).url == CANONICAL
 
 
 def test_markup_that_lxml_cannot_make_a_document_of_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="page HTML cannot be parsed"):
-        parse_page("<!-- 只有注释 -->", CANONICAL, "comment.html")
+        parse_page("<!-- 只有注释 -->", CANONICAL, "comment.html", RFI)
 
 
 def test_json_ld_sections_are_plain_text() -> None:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from feeder import reading
 from feeder.config import Config
 from feeder.models import KnownFile, SeedFile
 from feeder.pipeline import refresh
-from feeder.reading import PARALLEL_FROM, ReadRules, SeedJob, read_all
-from feeder.sources import seeds
+from feeder.sources import folder as seeds
+from feeder.sources import reading
+from feeder.sources.reading import PARALLEL_FROM, ReadRules, SeedJob, read_all
 from feeder.store import Store
-from tests.builders import CHINA_URL, NOW, seed_text, seeds_folder, write_seed
+from tests.builders import CHINA_URL, NOW, RFI, seed_text, seeds_folder, write_seed
 
-RULES = ReadRules("seeds", frozenset({"www.rfi.fr"}), NOW)
+RULES = ReadRules("seeds", RFI, NOW)
 
 
 def broken_count(count: int) -> int:
@@ -131,13 +131,13 @@ READER = """
 import sys
 from pathlib import Path
 from feeder.models import SeedFile
-from feeder.reading import ReadRules, SeedJob, read_all
-from tests.builders import NOW
+from feeder.sources.reading import ReadRules, SeedJob, read_all
+from tests.builders import NOW, RFI
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1])
     jobs = [SeedJob(SeedFile(p, p.stat().st_size, 0), p.name, None) for p in sorted(folder.iterdir())]
-    for n, _ in enumerate(read_all(jobs * 50, ReadRules("seeds", frozenset({"www.rfi.fr"}), NOW), workers=2)):
+    for n, _ in enumerate(read_all(jobs * 50, ReadRules("seeds", RFI, NOW), workers=2)):
         if n == 10:
             print("reading", flush=True)
 """

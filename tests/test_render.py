@@ -22,7 +22,9 @@ from feeder.render import render_document, render_feed, render_index, render_opm
 
 GOLDEN = Path(__file__).parent / "data" / "render"
 BASE = "http://127.0.0.1:8080/"
-FEED = FeedConfig(name="rfi-cn", title="RFI 中文", description="测试", sources=("seeds",))
+FEED = FeedConfig(
+    name="rfi-cn", title="RFI 中文", description="测试", sources=("seeds",), language="zh-cn", author="RFI"
+)
 T0 = datetime(2024, 1, 9, 9, 5, tzinfo=UTC)
 
 

@@ -292,7 +292,7 @@ def config_yaml(origin: str, http: str = "") -> str:
         "    kind: seeds\n"
         "    path: seeds\n"
         "  - name: rfi\n"
-        "    kind: rfi\n"
+        "    kind: site\n    site: rfi-cn\n"
         "    feeds: [https://www.rfi.fr/cn/rss, https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/rss]\n"
         f"    origin: {origin}\n"
         "    fulltext: true\n"

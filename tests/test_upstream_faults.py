@@ -536,7 +536,7 @@ def make_project(root: Path, origin: str) -> Path:
         "sources:\n"
         "  - {name: seeds, kind: seeds, path: seeds}\n"
         "  - name: rfi\n"
-        "    kind: rfi\n"
+        "    kind: site\n    site: rfi-cn\n"
         f"    feeds: [{HEALTHY_URL}, {FAULTY_URL}]\n"
         f"    origin: {origin}\n"
         "    fulltext: false\n"

@@ -3,25 +3,31 @@
 Pure: never opens files or sockets; the only package that imports lxml. What a
 document *says* is extracted here, as written (URL not yet canonical, HTML not
 yet sanitized); policy (canonical URLs, the tag allowlist, credible dates) is
-normalize.py's job. Site knowledge lives in the tables of markup.py, so a
-change of the site's markup is a change of data in one place.
+normalize.py's job. What a site's pages look like comes from its rules file
+(feeder/sites/*.yaml, as feeder.rules records), never from code here.
 
-Three kinds of document: seed files (seeds.py), RSS/Atom feeds (feeds.py)
-and RFI article pages (pages.py).
+Three kinds of document: seed files (seeds.py), feeds (feeds.py) and article
+pages (pages.py, by a site's rules).
 """
 
+from feeder.parse.check import PageCheck, check_page
 from feeder.parse.feeds import parse_feed
-from feeder.parse.markup import MAX_FEED_BYTES, paris_to_utc, plain_text, remove_furniture
-from feeder.parse.pages import decode_html, parse_page
+from feeder.parse.markup import MAX_FEED_BYTES, plain_text, remove_furniture, text_date
+from feeder.parse.pages import FieldsFound, RulesMissedError, decode_html, parse_page, read_page
 from feeder.parse.seeds import parse_seed
 
 __all__ = [
     "MAX_FEED_BYTES",
+    "FieldsFound",
+    "PageCheck",
+    "RulesMissedError",
+    "check_page",
     "decode_html",
-    "paris_to_utc",
     "parse_feed",
     "parse_page",
     "parse_seed",
     "plain_text",
+    "read_page",
     "remove_furniture",
+    "text_date",
 ]

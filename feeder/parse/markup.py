@@ -1,4 +1,4 @@
-"""What the parsers share: the site's markup as data (furniture, page classes, namespaces) and lxml helpers.
+"""What the parsers share: furniture removal by a site's rules, namespaces, charsets and lxml helpers.
 
 Pure; lxml is imported only inside the feeder.parse package.
 """
@@ -10,45 +10,20 @@ import html as htmllib
 import re
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, tzinfo
 
 import lxml.etree
 import lxml.html
 
+from feeder.rules import ArticleRules
 from feeder.text import collapse_space, xml_safe
 
-PARIS = ZoneInfo("Europe/Paris")
-
-# Page furniture: share bars, self-promotion, ads, read-more links, flash banners.
-FURNITURE_CLASSES = frozenset(
-    {
-        "m-interstitial",
-        "o-self-promo",
-        "t-content__shares",
-        "m-share-bar",
-        "a-read-more",
-        "m-em-flash",
-        # RFI article pages: tag lists and related-story cards (class names of RFI's platform; unverified for /cn)
-        "m-tags-list",
-        "m-item-list-article",
-    }
-)
-FURNITURE_ATTRIBUTE_PREFIXES = ("data-selfpromo", "data-root-share")
+# Page furniture whatever the site: elements that never hold article text, and share links.
 FURNITURE_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "form"})
-SHARE_LABEL = re.compile(r"^\s*(分享|分享到|Partager)\s*[:：]?\s*$")
 SHARE_LINK = re.compile(
     r"^(whatsapp:|https?://(www\.)?(facebook\.com/dialog/share|facebook\.com/sharer|x\.com/intent|"
     r"twitter\.com/intent|web\.whatsapp\.com/send))"
 )
-
-
-# RFI article pages (www.rfi.fr/cn/<section>/<date>-<slug>): where each field is. Classes match whole @class tokens.
-PAGE_BODY_CLASS = "t-content__body"
-PAGE_LEAD_CLASS = "t-content__chapo"
-PAGE_MAIN_MEDIA_CLASS = "t-content__main-media"
-PAGE_FIELD_CLASSES = (PAGE_LEAD_CLASS, PAGE_MAIN_MEDIA_CLASS, "m-pub-dates")
-"""Fields shown with the article (lead, main image, dates): dropped from the body when it holds them."""
 JSONLD_ARTICLE_TYPES = frozenset({"NewsArticle", "Article", "ReportageNewsArticle"})
 AUDIO_FORMATS = {"mp3": "audio/mpeg", "mpeg": "audio/mpeg", "m4a": "audio/mp4", "aac": "audio/aac", "ogg": "audio/ogg"}
 """encodingFormat values written as a file extension rather than a media type."""
@@ -130,45 +105,69 @@ def element_text(element: lxml.etree._Element) -> str:
     return collapse_space(xml_safe(str(_STRING_VALUE(element))))
 
 
-def paris_to_utc(day: int, month: int, year: int, hour: int, minute: int) -> datetime:
-    """A wall-clock time in Paris (as RFI prints it) as an aware UTC datetime."""
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS).astimezone(UTC)
+def text_date(text: str, rules: ArticleRules, zone: tzinfo) -> datetime | bool | None:
+    """A date written as text in one of the site's date formats, read in its time zone: the UTC time; None when the
+    text has a date's shape but names no real time (31/02); False when it is not written as a date at all."""
+    for pattern in rules.date_formats:
+        match = pattern.match(text)
+        if match:
+            day, month, year, hour, minute, second = (int(match.groupdict().get(k) or 0) for k in "dmYHMS")
+            try:
+                return datetime(year, month, day, hour, minute, second, tzinfo=zone).astimezone(UTC)
+            except (ValueError, OverflowError):
+                return None
+    return False
 
 
-def remove_furniture(root: lxml.etree._Element) -> None:
-    """Drop share bars, self-promotion, custom elements and scripts, in place."""
-    for element in _furniture(root):
+def xpath(expression: str) -> lxml.etree.XPath:
+    """A compiled XPath, one per thread (lxml's evaluators are not to be shared between threads)."""
+    cache: dict[str, lxml.etree.XPath] | None = getattr(_parsers, "xpaths", None)
+    if cache is None:
+        cache = _parsers.xpaths = {}
+    compiled = cache.get(expression)
+    if compiled is None:
+        compiled = cache[expression] = lxml.etree.XPath(expression)
+    return compiled
+
+
+def remove_furniture(root: lxml.etree._Element, rules: ArticleRules) -> None:
+    """Drop what the site's rules call furniture, custom elements, scripts and share links, in place."""
+    for element in _furniture(root, rules):
         if element.getparent() is not None:
             drop_keeping_tail(element)
 
 
-def _furniture(root: lxml.etree._Element) -> list[lxml.etree._Element]:
+def _furniture(root: lxml.etree._Element, rules: ArticleRules) -> list[lxml.etree._Element]:
     found = []
+    prefixes = rules.remove_attribute_prefixes
+    label = rules.share_label
     for element in root.iterdescendants():
         tag = element.tag
         if not isinstance(tag, str) or tag in FURNITURE_TAGS or "-" in tag:
             found.append(element)  # comments and processing instructions too
-        elif element.keys() and _has_furniture_attributes(element):
+        elif _marked_as_furniture(element, prefixes):
             found.append(element)
-        elif len(element) == 0 and SHARE_LABEL.match(element.text or ""):  # a leaf's text is all its text
+        elif label is not None and len(element) == 0 and label.match(element.text or ""):  # a leaf's text is all
             found.append(_share_block(root, element))
+    if rules.remove:
+        chosen = xpath(rules.remove)(root)
+        if isinstance(chosen, list):
+            found.extend(e for e in chosen if isinstance(e, lxml.etree._Element))
     return found
 
 
+def _marked_as_furniture(element: lxml.etree._Element, prefixes: tuple[str, ...]) -> bool:
+    if prefixes and any(str(name).startswith(prefixes) for name in element.keys()):  # noqa: SIM118
+        return True
+    return element.tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
+
+
 def _share_block(root: lxml.etree._Element, label: lxml.etree._Element) -> lxml.etree._Element:
-    """The share bar around a '分享 :' label: its parent, unless that parent holds article text."""
+    """The share bar around a share label: its parent, unless that parent holds article text."""
     parent = label.getparent()
     if parent is None or parent is root or next(parent.iter("p"), None) is not None:
         return label
     return parent
-
-
-def _has_furniture_attributes(element: lxml.etree._Element) -> bool:
-    if any(str(name).startswith(FURNITURE_ATTRIBUTE_PREFIXES) for name in element.keys()):  # noqa: SIM118
-        return True
-    if FURNITURE_CLASSES.intersection(element.get("class", "").split()):
-        return True
-    return element.tag == "a" and bool(SHARE_LINK.match(element.get("href", "")))
 
 
 def drop_keeping_tail(element: lxml.etree._Element) -> None:

@@ -1,4 +1,5 @@
-"""Seed files (seeds/FORMAT.md) → ParsedArticle: header lines, the Paris date line, lead image, lead, body."""
+"""Seed files (seeds/FORMAT.md) → ParsedArticle: header lines, the date line (in the site's date format and time
+zone), lead image, lead, body without the furniture the site's rules name."""
 
 from __future__ import annotations
 
@@ -14,19 +15,19 @@ from feeder.parse.markup import (
     element_text,
     html_fragment,
     inner_html,
-    paris_to_utc,
     plain_text,
     remove_furniture,
+    text_date,
 )
+from feeder.rules import SiteRules
 from feeder.text import xml_safe
 
 _STAMP_LINE = re.compile(r"^\s*<!--\s*(?P<value>.*?)\s*-->\s*$")
 _LINK_LINE = re.compile(r"^\s*\[(?P<title>.*)\]\(\s*(?P<url>[^\s()]+(?:\([^\s()]*\)[^\s()]*)*)\s*\)\s*$")
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$")
-_PARIS_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*-\s*(\d{1,2})[:h](\d{2})\s*$")
 
 
-def parse_seed(doc: RawDocument) -> ParsedArticle:
+def parse_seed(doc: RawDocument, site: SiteRules) -> ParsedArticle:
     """Parse one seed file (see seeds/FORMAT.md); raise ParseError naming the reason."""
     text = xml_safe(doc.content.decode("utf-8", errors="replace")).lstrip("\ufeff")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -35,7 +36,7 @@ def parse_seed(doc: RawDocument) -> ParsedArticle:
     html = "\n".join(_skip_separator(rest)).strip()
     if not html:
         raise ParseError("no article HTML after the header (file cut off?)")
-    published_at, image, lead, body_html = _split_article(html)
+    published_at, image, lead, body_html = _split_article(html, site)
     if not (lead or image or plain_text(body_html)):
         raise ParseError("the article HTML holds no lead, image or text")
     return ParsedArticle(
@@ -90,31 +91,27 @@ def _skip_separator(lines: list[str]) -> list[str]:
     return []
 
 
-def _split_article(html: str) -> tuple[datetime | None, str | None, str, str]:
+def _split_article(html: str, site: SiteRules) -> tuple[datetime | None, str | None, str, str]:
     """Seed HTML → (publication time, lead image, lead text, body HTML without furniture)."""
     try:
         root = html_fragment(html, "div")
     except (lxml.etree.ParserError, ValueError) as e:
         raise ParseError(f"article HTML cannot be parsed: {e}") from e
-    published_at = _take_date(root)
+    published_at = _take_date(root, site)
     image = _take_first(root, "img")
     image_src = image.get("src") if image is not None else None
     lead = _take_lead(root)
-    remove_furniture(root)
+    remove_furniture(root, site.article)
     return published_at, (image_src or "").strip() or None, lead, inner_html(root)
 
 
-def _take_date(root: lxml.etree._Element) -> datetime | None:
+def _take_date(root: lxml.etree._Element, site: SiteRules) -> datetime | None:
     for child in root:
         if child.tag == "div" and len(child) == 0:
-            match = _PARIS_DATE.match(child.text or "")
-            if match:
+            moment = text_date(child.text or "", site.article, site.timezone)
+            if moment is not False:
                 drop_keeping_tail(child)
-                day, month, year, hour, minute = (int(g) for g in match.groups())
-                try:
-                    return paris_to_utc(day, month, year, hour, minute)
-                except ValueError:
-                    return None
+                return moment if isinstance(moment, datetime) else None
     return None
 
 

@@ -1,91 +1,134 @@
-"""A seeds folder: list its article files with their stat, and read one.
+"""The ``seeds`` source: a folder of scraped article files, read by a site's rules.
 
-Filesystem only: no parsing here. Files are ``*.txt`` directly in the folder
-(hidden files and sub-folders are ignored). A folder is listed in batches, in
-the order the filesystem gives, so a folder of any size is polled without
-holding its whole listing: only ``scan`` (for ``feeder check``) sorts it.
+A poll reads the files that are new or whose size or mtime moved (the others cost a stat and a lookup), in
+worker processes when there are many (reading.py), and forgets the files that left the folder.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import itertools
+import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from feeder.errors import ParseError, SourceError
-from feeder.models import SeedFile
+from feeder.config import Config, SeedsSource
+from feeder.errors import SourceError
+from feeder.models import Article, Problem, Progress, SeedFile, SourceReport
+from feeder.rules import SiteRules
+from feeder.sources import folder
+from feeder.sources.reading import ReadRules, SeedJob, SeedRead, read_all, read_seed
+from feeder.store import Store
 
-MAX_SEED_BYTES = 16 * 1024 * 1024
-BATCH = 1000
-
-Listed = tuple[str, int, int]
-"""A seed file as listed: (file name, size, mtime in ns). Plain tuples: a large folder lists fast."""
-
-
-def listing(folder: Path, batch: int = BATCH) -> Iterator[list[Listed]]:
-    """The folder's seed files in batches of ``batch``; SourceError if the folder cannot be listed."""
-    found: list[Listed] = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.endswith(".txt") and not name.startswith("."):  # is_seed_name, inlined: 100k calls
-                    listed = _listed(entry)
-                    if listed is not None:
-                        found.append(listed)
-                        if len(found) == batch:
-                            yield found
-                            found = []
-    except FileNotFoundError as e:
-        raise SourceError(f"{folder}: seeds folder does not exist") from e
-    except NotADirectoryError as e:
-        raise SourceError(f"{folder}: seeds path is not a folder") from e
-    except OSError as e:
-        raise SourceError(f"{folder}: cannot list the seeds folder: {e.strerror or e}") from e
-    if found:
-        yield found
+# A file modified this recently may still be being written; the service polls again soon.
+RECENT_WRITE = timedelta(seconds=10)
+# Read files are written to the store this many at a time.
+RECORD_BATCH = 64
 
 
-def scan(folder: Path) -> list[SeedFile]:
-    """Every seed file in ``folder``, sorted by name; SourceError if the folder cannot be listed."""
-    files = [seed_file(folder, listed) for batch in listing(folder) for listed in batch]
-    return sorted(files, key=lambda f: f.path.name)
+def site_rules(config: Config, name: str, extra_hosts: frozenset[str] = frozenset()) -> SiteRules:
+    """A site's rules, its articles allowed on the config's ``allowed_hosts`` (and ``extra_hosts``) too."""
+    site = config.site(name)
+    hosts = site.hosts | frozenset(config.allowed_hosts) | extra_hosts
+    return dataclasses.replace(site, urls=site.urls.with_hosts(hosts))
 
 
-def seed_file(folder: Path, listed: Listed) -> SeedFile:
-    name, size, mtime_ns = listed
-    return SeedFile(path=folder / name, size=size, mtime_ns=mtime_ns)
+class SeedsPoller:
+    """Polls one seeds folder."""
+
+    def __init__(self, spec: SeedsSource, config: Config) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.site = site_rules(config, spec.site)
+
+    def poll(self, store: Store, now: datetime, progress: Progress | None = None) -> SourceReport:
+        tally = _Tally()
+        remembered = store.count_files(self.name)
+        listed = _Listing(self.spec, store, tally, now)
+        rules = ReadRules(self.name, self.site, now)
+        try:
+            done = 0
+            for reads in _batches(read_all(listed.jobs(), rules), RECORD_BATCH):
+                _record(reads, self.name, store, tally)
+                for _ in reads:
+                    done += 1
+                    if progress:
+                        progress(self.name, done, listed.to_read)
+        except SourceError as e:
+            return tally.report(self.name, failure=str(e))
+        before = store.emptied(f"files:{self.name}", listed.count)
+        tally.degraded = f"the folder holds no seed files any more (it held {before})" if before else None
+        if listed.known < remembered:  # some remembered file was not listed: find which, and forget it
+            gone = [path for path in store.file_paths(self.name) if not folder.is_seed(self.spec.path, path)]
+            store.forget_paths(self.name, gone)
+        tally.problems.sort(key=lambda p: p.locator)
+        return tally.report(self.name)
+
+    def check(self, now: datetime) -> Iterator[tuple[SeedFile | None, Article | Problem]]:
+        """Parse every file without touching the state or the output (``feeder check``)."""
+        try:
+            files = folder.scan(self.spec.path)
+        except SourceError as e:
+            yield None, Problem(self.name, str(e))
+            return
+        rules = ReadRules(self.name, self.site, now)
+        for seed in files:
+            read = read_seed(SeedJob(seed, seed.path.name, None), rules)
+            yield seed, read.article or Problem(str(seed.path), read.problem or "")
 
 
-def is_seed_name(name: str) -> bool:
-    return name.endswith(".txt") and not name.startswith(".")
+@dataclass
+class _Tally:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    recent: int = 0
+    degraded: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def report(self, source: str, failure: str | None = None) -> SourceReport:
+        elapsed = time.perf_counter() - self.started
+        problems = tuple(self.problems)
+        counts = (self.new, self.updated, self.unchanged, self.skipped)
+        return SourceReport(source, *counts, problems, failure, elapsed, self.recent, self.degraded)
 
 
-def is_seed(folder: Path, name: str) -> bool:
-    """Whether ``name`` is (still) a seed file in ``folder``."""
-    return is_seed_name(name) and (folder / name).is_file()
+class _Listing:
+    """The folder's files, batch by batch, as jobs for those to read; counts what it lists."""
+
+    def __init__(self, source: SeedsSource, store: Store, tally: _Tally, now: datetime) -> None:
+        self.source, self.store, self.tally = source, store, tally
+        self.recent_after = (now - RECENT_WRITE).timestamp() * 1e9
+        self.count = self.known = self.to_read = 0
+
+    def jobs(self) -> Iterator[SeedJob]:
+        path = self.source.path
+        for batch in folder.listing(path):
+            known, changed = self.store.changed_files(self.source.name, batch)
+            self.count += len(batch)
+            self.known += known
+            self.tally.skipped += len(batch) - len(changed)
+            self.tally.recent += sum(1 for _, _, mtime_ns in batch if mtime_ns > self.recent_after)
+            self.to_read += len(changed)
+            for listed, remembered in changed:
+                yield SeedJob(folder.seed_file(path, listed), listed[0], remembered.sha256 if remembered else None)
 
 
-def size_problem(seed: SeedFile) -> str | None:
-    """Why a file is too large to be a seed, or None."""
-    if seed.size > MAX_SEED_BYTES:
-        return f"file is {seed.size} bytes, more than the {MAX_SEED_BYTES} a seed may have"
-    return None
+def _record(reads: list[SeedRead], source: str, store: Store, tally: _Tally) -> None:
+    """Write what reading a batch of files gave: the articles, and each file as seen."""
+    tally.problems += [Problem(str(read.job.seed.path), read.problem) for read in reads if read.problem]
+    tally.skipped += sum(1 for r in reads if r.seen and r.article is None and r.problem is None)
+    articles = [r.article for r in reads if r.article is not None]
+    for outcome in store.upsert_many(articles, source):
+        setattr(tally, outcome, getattr(tally, outcome) + 1)
+    seen = [(r.job.key, r.seen, r.article.url if r.article else None, r.problem) for r in reads if r.seen]
+    store.remember_files(source, seen)
 
 
-def read(seed: SeedFile) -> bytes:
-    """The file's bytes; ParseError if it cannot be read (worth trying again on the next poll)."""
-    try:
-        return seed.path.read_bytes()
-    except OSError as e:
-        raise ParseError(f"cannot read file: {e.strerror or e}") from e
-
-
-def _listed(entry: os.DirEntry[str]) -> Listed | None:
-    try:
-        if not entry.is_file():
-            return None
-        stat = entry.stat()
-    except OSError:
-        return None  # vanished between listing and stat: the next poll sees the folder as it is then
-    return entry.name, stat.st_size, stat.st_mtime_ns
+def _batches(reads: Iterator[SeedRead], size: int) -> Iterator[list[SeedRead]]:
+    while batch := list(itertools.islice(reads, size)):
+        yield batch

@@ -3,6 +3,7 @@ whether and when to fetch it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from feeder.models import HostState, Validators
@@ -48,9 +49,29 @@ class FetchState(Connection):
         self._db.execute("DELETE FROM feed_items WHERE feed = ?", (feed,))
         self._db.executemany("INSERT INTO feed_items (feed, url) VALUES (?, ?)", [(feed, url) for url in urls])
 
-    def adopt_articles_without_pages(self, source: str) -> None:
-        """Give every entry this source never saw a page record, so its page is fetched once."""
-        self._db.execute("INSERT OR IGNORE INTO pages (url, source) SELECT url, ? FROM entries", (source,))
+    def adopt_articles_without_pages(self, source: str, wanted: Callable[[str], bool]) -> None:
+        """Give every entry that has no page record and is ``wanted`` (one of the site's article pages) a record
+        for this source, so its page is fetched once."""
+        rows = self._db.execute("SELECT url FROM entries WHERE url NOT IN (SELECT url FROM pages)").fetchall()
+        adopted = [(url, source) for (url,) in rows if wanted(url)]
+        self._db.executemany("INSERT OR IGNORE INTO pages (url, source) VALUES (?, ?)", adopted)
+
+    def refetch_pages_if_rules_changed(self, source: str, rules: str) -> bool:
+        """Make every article page of ``source`` due again (validators dropped, so no 304) when the rules that
+        read its pages changed since the last poll: an edited rules file takes effect on pages already fetched."""
+        key = f"page_rules:{source}"
+        before = self.setting(key)
+        if before == rules:
+            return False
+        self.set_setting(key, rules)
+        if before is None:
+            return False  # the first poll with rules recorded: nothing was read by other rules since
+        pages = "SELECT url FROM pages WHERE source = ?"
+        self._db.execute(f"DELETE FROM http_cache WHERE url IN ({pages})", (source,))
+        self._db.execute(
+            "UPDATE pages SET fetched_for = NULL, failures = 0, next_try = NULL WHERE source = ?", (source,)
+        )
+        return True
 
     def pages_due(self, source: str, now: datetime, limit: int) -> list[str]:
         """Article pages worth fetching now: never fetched (retried only while listed in a feed), or listed

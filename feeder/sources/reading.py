@@ -30,7 +30,8 @@ from feeder.errors import ParseError
 from feeder.models import Article, KnownFile, RawDocument, SeedFile
 from feeder.normalize import normalize
 from feeder.parse import parse_seed
-from feeder.sources import seeds
+from feeder.rules import SiteRules
+from feeder.sources import folder
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +64,20 @@ class SeedRead:
 
 @dataclass(frozen=True, slots=True)
 class ReadRules:
-    """What reading needs besides the file: the source's name, the hosts articles may be on, the time."""
+    """What reading needs besides the file: the source's name, its site's rules (hosts included), the time."""
 
     source: str
-    allowed_hosts: frozenset[str]
+    site: SiteRules
     now: datetime
 
 
 def read_seed(job: SeedJob, rules: ReadRules) -> SeedRead:
     seed = job.seed
-    too_large = seeds.size_problem(seed)
+    too_large = folder.size_problem(seed)
     if too_large:
         return SeedRead(job, KnownFile(seed.size, seed.mtime_ns, ""), problem=too_large)
     try:
-        data = seeds.read(seed)
+        data = folder.read(seed)
     except ParseError as e:
         return SeedRead(job, None, problem=str(e))
     seen = KnownFile(seed.size, seed.mtime_ns, hashlib.sha256(data).hexdigest())
@@ -92,7 +93,8 @@ def article_from_seed(seed: SeedFile, data: bytes, rules: ReadRules) -> Article:
     """Parse and normalize one seed file's bytes (its mtime stands in for a missing scrape time)."""
     mtime = datetime.fromtimestamp(seed.mtime_ns / 1e9, UTC)
     document = RawDocument(source=rules.source, locator=str(seed.path), content=data, retrieved_at=mtime)
-    return normalize(parse_seed(document), allowed_hosts=rules.allowed_hosts, retrieved_at=mtime, now=rules.now)
+    parsed = parse_seed(document, rules.site)
+    return normalize(parsed, urls=rules.site.urls, retrieved_at=mtime, now=rules.now)
 
 
 Outcome = tuple[KnownFile | None, Article | None, str | None]

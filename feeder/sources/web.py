@@ -1,28 +1,31 @@
-"""Polling the live RFI source: its feeds, then the article pages worth fetching.
+"""Polling the web: feeds, then the article pages worth fetching. What ``site`` and ``feed`` sources share.
 
-Feeds are fetched with conditional GETs (an unchanged feed costs a 304 and
-no body); every item becomes a lead-only article version. An article page is
-fetched once per article version (a new item, or an item whose feed date
-moved), plus once for articles that only the seeds know, at most
-``max_pages`` per poll; a failed page keeps the feed's title, lead, image and
-date and is tried again later (5 minutes, doubling, capped at 6 hours) while
-a feed still lists it. Runs inside the refresh's transaction.
+Feeds are fetched with conditional GETs (an unchanged feed costs a 304 and no body); every item becomes a
+lead-only article version. When the source reads pages, an article page is fetched once per article version
+(a new item, or an item whose feed date moved), at most ``max_pages`` per poll; a failed page keeps the feed's
+title, lead, image and date and is tried again later (5 minutes, doubling, capped at 6 hours) while a feed
+still lists it. A page the rules no longer fit (no title or body where the rules look) keeps the feed's lead and
+is counted, so the report says when a site's rules went stale. Runs inside the refresh's transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from feeder import __version__
-from feeder.config import Config, RfiSource
+from feeder.config import Config
 from feeder.errors import FetchError, ParseError, RetryLater
-from feeder.http import Fetcher, FetchSettings
-from feeder.models import Fetched, HostState, Problem, Progress, SourceReport
+from feeder.http import Fetcher
+from feeder.models import Fetched, HostState, ParsedArticle, Problem, Progress, SourceReport
 from feeder.normalize import normalize
-from feeder.parse import decode_html, parse_feed, parse_page, plain_text
+from feeder.parse import FieldsFound, RulesMissedError, decode_html, parse_feed, plain_text
+from feeder.politeness import FetchSettings
+from feeder.rules import UrlRules
 from feeder.store import Outcome, Store
 
 SHORT_BODY = 0.3  # an article body under 30% of the usual length counts as short
@@ -30,10 +33,33 @@ DEGRADED_MIN_PAGES = 3  # pages a poll must read before their bodies can flag th
 PAGE_RETRY_FIRST = timedelta(minutes=5)
 PAGE_RETRY_CAP = timedelta(hours=6)
 
+PageReader = Callable[[str, str], tuple[ParsedArticle, FieldsFound | None]]
+"""(decoded page, its URL) → the article, and which of the rules' required fields matched (None: no rules)."""
+
+
+@dataclass(frozen=True)
+class WebPlan:
+    """What one poll fetches and how it reads it."""
+
+    name: str
+    feeds: tuple[str, ...]
+    settings: FetchSettings
+    urls_for: Callable[[str], UrlRules]
+    """The URL rules of an article URL (by its host)."""
+    read_page: PageReader | None = None
+    """None: lead-only entries from the feeds, no page fetched."""
+    max_pages: int = 30
+    fetches: Callable[[str], bool] = lambda url: True
+    """Which listed articles' pages are worth fetching (a site's ``article.url``)."""
+    adopt: Callable[[str], bool] | None = None
+    """Articles other sources found whose pages this source fetches once too (a site's own articles)."""
+    rules_name: str | None = None
+    """The site whose rules read the pages, named when they stop matching."""
+
 
 @dataclass
 class _Poll:
-    source: RfiSource
+    plan: WebPlan
     config: Config
     store: Store
     now: datetime
@@ -42,6 +68,8 @@ class _Poll:
     host_waiting: bool = False
     degraded: list[str] = field(default_factory=list)
     body_lengths: list[int] = field(default_factory=list)
+    misses: dict[str, int] = field(default_factory=lambda: {"title": 0, "body": 0})
+    ruled_pages: int = 0
 
     def count(self, outcome: Outcome) -> None:
         self.counts[outcome] += 1
@@ -52,11 +80,12 @@ def user_agent(config: Config) -> str:
     return f"feeder/{__version__} (feed republisher{contact})"
 
 
-def fetch_settings(config: Config, source: RfiSource) -> FetchSettings:
+def fetch_settings(config: Config, hosts: frozenset[str], routes: tuple[tuple[str, str], ...] = ()) -> FetchSettings:
     http = config.http
     return FetchSettings(
         user_agent=user_agent(config),
-        origin=source.origin,
+        hosts=hosts,
+        routes=routes,
         connect_timeout=http.connect_timeout.total_seconds(),
         read_timeout=http.read_timeout.total_seconds(),
         deadline=http.deadline.total_seconds(),
@@ -64,37 +93,36 @@ def fetch_settings(config: Config, source: RfiSource) -> FetchSettings:
     )
 
 
-def poll_rfi(
-    source: RfiSource, config: Config, store: Store, now: datetime, progress: Progress | None = None
-) -> SourceReport:
-    """One poll of an RFI source; the failures of single feeds and pages are problems, not a failed source."""
-    poll = _Poll(source, config, store, now)
+def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progress: Progress | None) -> SourceReport:
+    """One poll; the failures of single feeds and pages are problems, not a failed source."""
+    started = time.perf_counter()
+    poll = _Poll(plan, config, store, now)
     hosts = store.hosts()
     failure = asyncio.run(_run(poll, hosts, progress))
     store.save_hosts(hosts)
     return SourceReport(
-        source.name,
+        plan.name,
         new=poll.counts["new"],
         updated=poll.counts["updated"],
         unchanged=poll.counts["unchanged"],
         problems=tuple(poll.problems),
         failure=failure,
+        duration=time.perf_counter() - started,
         degraded="; ".join(poll.degraded) or None,
     )
 
 
 async def _run(poll: _Poll, hosts: dict[str, HostState], progress: Progress | None) -> str | None:
     """The poll itself; returns why the source failed as a whole, or None."""
-    async with Fetcher(fetch_settings(poll.config, poll.source), hosts, now=lambda: poll.now) as fetcher:
-        answers = await asyncio.gather(
-            *(_fetch(fetcher, poll, url, poll.config.http.max_feed_bytes) for url in poll.source.feeds)
-        )
+    feeds = poll.plan.feeds
+    async with Fetcher(poll.plan.settings, hosts, now=lambda: poll.now) as fetcher:
+        answers = await asyncio.gather(*(_fetch(fetcher, poll, url, poll.config.http.max_feed_bytes) for url in feeds))
         if all(answer is None for answer in answers):
             return "no feed could be read (see the errors)"
-        for url, answer in zip(poll.source.feeds, answers, strict=True):
+        for url, answer in zip(feeds, answers, strict=True):
             if answer is not None and answer.status == 200:
                 _ingest_feed(poll, url, answer)
-        if poll.source.fulltext:
+        if poll.plan.read_page is not None:
             await _fetch_pages(fetcher, poll, progress)
     return None
 
@@ -123,29 +151,28 @@ def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
     listed = set()
     for item in items:
         try:
-            article = normalize(
-                item,
-                allowed_hosts=poll.config.allowed_hosts,
-                retrieved_at=item.published_at or answer.fetched_at,
-                now=poll.now,
-            )
+            urls = poll.plan.urls_for(item.url)
+            article = normalize(item, urls=urls, retrieved_at=item.published_at or answer.fetched_at, now=poll.now)
         except ParseError as e:
             poll.problems.append(Problem(f"{url}: {item.url}", str(e)))
             continue
-        poll.count(poll.store.upsert(article, poll.source.name))
-        poll.store.note_feed_item(article.url, poll.source.name, article.published)
+        poll.count(poll.store.upsert(article, poll.plan.name))
+        if poll.plan.read_page is not None and poll.plan.fetches(article.url):
+            poll.store.note_feed_item(article.url, poll.plan.name, article.published)
         listed.add(article.url)
     poll.store.set_feed_listing(url, listed)
 
 
 async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None) -> None:
-    poll.store.adopt_articles_without_pages(poll.source.name)
-    due = poll.store.pages_due(poll.source.name, poll.now, poll.source.max_pages)
+    if poll.plan.adopt is not None:
+        poll.store.adopt_articles_without_pages(poll.plan.name, poll.plan.adopt)
+    due = poll.store.pages_due(poll.plan.name, poll.now, poll.plan.max_pages)
     answers = await asyncio.gather(*(_fetch_page(fetcher, poll, url) for url in due))
     for done, (url, answer) in enumerate(zip(due, answers, strict=True), start=1):
         _ingest_page(poll, url, answer)
         if progress:
-            progress(poll.source.name, done, len(due))
+            progress(poll.plan.name, done, len(due))
+    _check_rules(poll)
     _check_bodies(poll)
 
 
@@ -170,27 +197,49 @@ def _ingest_page(poll: _Poll, url: str, answer: Fetched | FetchError) -> None:
     if answer.status == 304:
         poll.store.page_fetched(url)
         return
+    assert poll.plan.read_page is not None
     try:
-        page = parse_page(decode_html(answer.content, answer.content_type), url, url)
-        # the entry keeps the URL readers know it by, even if the page now names another (a moved article)
-        page = dataclasses.replace(page, url=url)
-        article = normalize(
-            page,
-            allowed_hosts=poll.config.allowed_hosts,
-            retrieved_at=page.published_at or answer.fetched_at,
-            now=poll.now,
-        )
+        page, found = poll.plan.read_page(decode_html(answer.content, answer.content_type), url)
+    except ParseError as e:
+        if isinstance(e, RulesMissedError):
+            _note_fields(poll, e.found)
+        _page_failed(poll, url, str(e))
+        return
+    if found is not None:
+        _note_fields(poll, found)
+    # the entry keeps the URL readers know it by, even if the page now names another (a moved article)
+    page = dataclasses.replace(page, url=url)
+    try:
+        urls = poll.plan.urls_for(url)
+        article = normalize(page, urls=urls, retrieved_at=page.published_at or answer.fetched_at, now=poll.now)
     except ParseError as e:
         _page_failed(poll, url, str(e))
         return
-    poll.count(poll.store.upsert(article, poll.source.name))
+    poll.count(poll.store.upsert(article, poll.plan.name))
     poll.store.page_fetched(url)
     poll.body_lengths.append(len(plain_text(page.body_html)) if page.fulltext else 0)
 
 
+def _note_fields(poll: _Poll, found: FieldsFound) -> None:
+    poll.ruled_pages += 1
+    for name in poll.misses:
+        poll.misses[name] += 0 if getattr(found, name) else 1
+
+
+def _check_rules(poll: _Poll) -> None:
+    """Say which required fields the site's rules found on none of some pages: the rules may need an edit."""
+    if not poll.ruled_pages:
+        return
+    for name, missed in poll.misses.items():
+        if missed:
+            poll.degraded.append(
+                f"site {poll.plan.rules_name}: {name} matched nothing on {missed} of {poll.ruled_pages} pages"
+            )
+
+
 def _check_bodies(poll: _Poll) -> None:
     """Flag the source when most article pages of a poll come without their body, or far shorter than usual."""
-    key = f"usual_body_chars:{poll.source.name}"
+    key = f"usual_body_chars:{poll.plan.name}"
     usual = float(poll.store.setting(key) or 0)
     short = [n for n in poll.body_lengths if n == 0 or n < SHORT_BODY * usual]
     if len(poll.body_lengths) >= DEGRADED_MIN_PAGES and 2 * len(short) >= len(poll.body_lengths):
