@@ -26,10 +26,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from feeder.config import VARIANT_LANGUAGES, Config, FeedConfig
+from feeder.formats import FORMATS
 from feeder.models import Entry, FeedDigest, FeedDocument, FeedInfo
 from feeder.normalize import is_section_name
 from feeder.publish import remove_leftovers, write_files
-from feeder.render import FORMATS, render_document, render_index, render_opml
+from feeder.render import render_document, render_index, render_opml
 from feeder.store import Store
 from feeder.variants import converter
 
