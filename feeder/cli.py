@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import click
 
 from feeder import __version__, status
-from feeder.build import by_archive_folder
+from feeder.archive import by_archive_folder
 from feeder.config import DEFAULT_CONFIG, Config, load_config
 from feeder.control import call
 from feeder.errors import FeederError

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from feeder import status, websub
-from feeder.build import by_archive_folder
+from feeder.archive import by_archive_folder
 from feeder.config import Config, SeedsSource, load_config
 from feeder.control import ControlServer
 from feeder.errors import ConfigError, FeederError, ListenError, RefreshAbortedError
