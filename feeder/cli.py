@@ -28,7 +28,8 @@ from feeder.control import call
 from feeder.errors import FeederError
 from feeder.models import Problem, Progress
 from feeder.pipeline import check_seeds
-from feeder.service import Service, announce, ping_lines, refresh_once, serve_only
+from feeder.refreshes import ping_lines, refresh_once
+from feeder.service import Service, announce, serve_only
 from feeder.websub import PingOutcome
 
 EXIT_INTERNAL = 1
