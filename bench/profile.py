@@ -24,7 +24,7 @@ RATE = 250  # samples per second and process
 # (stage, markers): a sample belongs to the first stage (in this order) that one of its frames names.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-up (imports, config)", ("importlib", "feeder/config.py")),
-    ("rendering (feedgen)", ("feedgen", "feeder/render.py")),
+    ("rendering (feedgen)", ("feedgen", "feeder/render", "feeder/formats.py")),
     ("gzip + writing files", ("feeder/publish.py",)),
     ("SQLite", ("feeder/store/",)),
     ("sanitizing (nh3)", ("nh3",)),

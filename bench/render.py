@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from feedgen.feed import FeedGenerator
 
 from bench.common import Figure, alternate, print_table, synthetic_entries
-from feeder import render
+from feeder import render_json
 from feeder.config import FeedConfig
+from feeder.formats import EntryText
 from feeder.models import Entry, FeedDocument
 from feeder.render import render_feed
 
@@ -162,8 +163,8 @@ DOCUMENT = FeedDocument(
 
 
 def feeder_json(entries: Sequence[Entry]) -> dict[str, bytes]:
-    texts = [render._Texts.of(entry, DOCUMENT.author) for entry in entries]
-    return {"json": render._json_feed(DOCUMENT, entries, texts, BASE_URL)}
+    texts = [EntryText.of(entry, DOCUMENT.author) for entry in entries]
+    return {"json": render_json.json_feed(DOCUMENT, entries, texts, BASE_URL)}
 
 
 def plain_json(entries: Sequence[Entry]) -> dict[str, bytes]:

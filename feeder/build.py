@@ -5,18 +5,13 @@ A document is rendered only when what it shows, its settings or its files on dis
 soon as it is rendered, so memory holds one document at a time however long the history. Archive pages are
 written before the feed that links to them. The store is read, and written only for the archive slots and the
 record of what was published; publishing is idempotent, so a crash part way is repaired by the next build.
-
-Archive pages: each feed or section feed numbers the entries that have left its newest ``max_entries`` (the
-first time from the oldest, later in the order they leave), and page N holds the slots
-``(N-1)·archive_page_entries`` up to the next page's. An entry keeps its slot, so a page changes only when
-one of its own entries changes or joins it; the newest page is created as soon as the one before it is full,
-so a full page's links are settled in the same build as its last entry.
+Which entries each archive page holds is archive.py's business; how a document is told to have changed,
+fingerprints.py's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -25,17 +20,24 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from feeder.archive import (
+    ARCHIVE_FOLDER,
+    ArchivePlan,
+    archive_page,
+    page_document,
+    page_entries,
+    plan_archive,
+    stored_page_digest,
+)
 from feeder.config import VARIANT_LANGUAGES, Config, FeedConfig
+from feeder.fingerprints import RENDER_VERSION, document_fingerprint, files_stamp
+from feeder.formats import FORMATS
 from feeder.models import Entry, FeedDigest, FeedDocument, FeedInfo
 from feeder.normalize import is_section_name
 from feeder.publish import remove_leftovers, write_files
-from feeder.render import FORMATS, render_document, render_index, render_opml
+from feeder.render import render_document, render_index, render_opml
 from feeder.store import Store
 from feeder.variants import converter
-
-# Bump when rendering changes, so every document is rendered again.
-RENDER_VERSION = "4"
-ARCHIVE_FOLDER = "archive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +67,6 @@ class View:
 
     def path(self, edition_name: str) -> str:
         return edition_name if self.section is None else f"{edition_name}/{self.section}"
-
-
-@dataclass(frozen=True, slots=True)
-class ArchivePlan:
-    """A view's archive pages: how many, and what each shows in brief (None: unchanged since the last build)."""
-
-    pages: int
-    size: int
-    top: frozenset[str]
-    digests: dict[int, str] | None
 
 
 @dataclass
@@ -116,10 +108,6 @@ def views(feed: FeedConfig, store: Store) -> list[View]:
         sections = filter(is_section_name, store.sections(feed.sources))
         found += [View(feed, section, f"{feed.title} · {section}") for section in sections]
     return found
-
-
-def archive_page(view_path: str, number: int) -> str:
-    return f"{view_path}/{ARCHIVE_FOLDER}/{number}"
 
 
 class _Builder:
@@ -186,23 +174,14 @@ class _Builder:
     # -- archive pages
 
     def _plan(self, view: View, digest: FeedDigest) -> ArchivePlan:
-        """Give the entries that left the view's newest ``max_entries`` their slots; brief each page when
-        anything may have changed since the last build."""
-        feed, store = view.feed, self.store
-        size, top = feed.archive_page_entries, frozenset(digest.urls)
-        sources = json.dumps(sorted(feed.sources))
+        """The view's archive pages, briefed afresh when anything may have changed since the last build."""
+        feed = view.feed
         settings = [RENDER_VERSION, self.config.base_url, feed.model_dump_json(), self.config.feed_interval(feed)]
         state = json.dumps([self.revision, digest.rows_sha256, settings], default=str)
-        with store.transaction():
-            if store.archive_sources(view.key) != sources:
-                store.start_archive(view.key, sources)
-            if store.archive_state(view.key) == state:
-                return ArchivePlan(_page_count(store.archive_slot_count(view.key), size), size, top, None)
-            leaving = [url for url in store.unslotted(view.key, feed.sources, view.section) if url not in top]
-            pages = _page_count(store.add_slots(view.key, leaving), size)
-            digests = _page_digests(store.slotted(view.key), size, top)
-        self.archive_states[view.key] = state
-        return ArchivePlan(pages, size, top, digests)
+        plan = plan_archive(self.store, view.key, feed, section=view.section, digest=digest, state=state)
+        if plan.digests is not None:
+            self.archive_states[view.key] = state
+        return plan
 
     def _publish_pages(
         self, view: View, plan: ArchivePlan, documents: dict[Edition, FeedDocument], created: datetime
@@ -214,8 +193,7 @@ class _Builder:
         for index in range(plan.pages):
             due = list(self._pages_due(view, plan, index, documents, published))
             if due:
-                slots = self.store.slotted_entries(view.key, *_slots(index, plan.size))
-                entries = [entry for entry in slots if entry.url not in plan.top]
+                entries = page_entries(self.store, view.key, plan, index)
                 updated = max((entry.updated for entry in entries), default=created)
                 for edition, page, fingerprint in due:
                     self._publish(
@@ -231,15 +209,14 @@ class _Builder:
         published: dict[Edition, dict[str, str]],
     ) -> Iterator[tuple[Edition, FeedDocument, str]]:
         """The editions of one archive page to render again, each with the page and its fingerprint."""
-        digest = plan.digests.get(index, _EMPTY) if plan.digests is not None else None
+        digest = plan.digest(index)
         for edition, document in documents.items():
-            page = _page(document, index, plan.pages)
-            stamp, files = published[edition].get(page.path), self._files_stamp(page.path)
+            page = page_document(document, index, plan.pages)
+            stamp, files = published[edition].get(page.path), files_stamp(self.config.output_dir, page.path)
             if digest is None and stamp is not None and stamp.endswith(f":{files}"):
                 continue  # nothing changed since the last build, and its files are as written then
             if digest is None:
-                rows = self.store.slotted(view.key, *_slots(index, plan.size))
-                digest = _page_digests(rows, plan.size, plan.top).get(index, _EMPTY)
+                digest = stored_page_digest(self.store, view.key, plan, index)
             fingerprint = self._fingerprint(page, digest)
             if stamp != f"{fingerprint}:{files}":
                 yield edition, page, fingerprint
@@ -267,77 +244,13 @@ class _Builder:
         return written
 
     def _fingerprint(self, document: FeedDocument, shown: str) -> str:
-        described = dataclasses.asdict(document)
-        if document.archive:
-            del described["updated"]  # follows from the entries, which ``shown`` covers
-        settings = [RENDER_VERSION, self.config.base_url, described, shown]
-        return hashlib.sha256(json.dumps(settings, default=str).encode()).hexdigest()
+        return document_fingerprint(document, shown, self.config.base_url)
 
     def _is_published(self, path: str, fingerprint: str) -> bool:
         return self.store.rendered(path) == self._stamp(path, fingerprint)
 
     def _stamp(self, path: str, fingerprint: str) -> str:
-        return f"{fingerprint}:{self._files_stamp(path)}"
-
-    def _files_stamp(self, path: str) -> str:
-        """Size and mtime of a document's published files, so a deleted or damaged file is rendered again."""
-        stamps = []
-        for kind in FORMATS:
-            for suffix in ("", ".gz"):
-                try:
-                    st = (self.config.output_dir / f"{path}.{kind}{suffix}").stat()
-                except OSError:
-                    return "missing"
-                stamps.append((st.st_size, st.st_mtime_ns))
-        return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+        return f"{fingerprint}:{files_stamp(self.config.output_dir, path)}"
 
     def _url(self, path: Path) -> str:
         return self.config.base_url + quote(path.relative_to(self.config.output_dir).as_posix())
-
-
-def by_archive_folder(paths: Sequence[Path]) -> tuple[list[Path], dict[Path, int]]:
-    """The paths that are not archive pages, and per archive folder how many of its files there are: what a
-    report shows, where a first build may write thousands of pages."""
-    others: list[Path] = []
-    folders: dict[Path, int] = {}
-    for path in paths:
-        if path.parent.name == ARCHIVE_FOLDER and path.name.split(".", 1)[0].isdigit():
-            folders[path.parent] = folders.get(path.parent, 0) + 1
-        else:
-            others.append(path)
-    return others, folders
-
-
-_EMPTY = hashlib.sha256(b"").hexdigest()
-
-
-def _page(document: FeedDocument, index: int, pages: int) -> FeedDocument:
-    """Archive page ``index`` (0 the oldest) of a subscription feed; dated once its entries are read."""
-    number = index + 1
-    return dataclasses.replace(
-        document,
-        path=archive_page(document.path, number),
-        archive=True,
-        prev_archive=archive_page(document.path, number - 1) if number > 1 else None,
-        next_archive=archive_page(document.path, number + 1) if number < pages else document.path,
-        hubs=(),
-    )
-
-
-def _page_count(slots: int, size: int) -> int:
-    """Pages for this many slots: none without any, else one more than the full ones (so a page's successor
-    exists as soon as it is full)."""
-    return slots // size + 1 if slots else 0
-
-
-def _slots(index: int, size: int) -> tuple[int, int]:
-    return index * size, (index + 1) * size
-
-
-def _page_digests(rows: Iterator[tuple[int, str, int, int]], size: int, top: frozenset[str]) -> dict[int, str]:
-    """Per page that shows any entry, a digest of them (URL, publication time and revision, in slot order)."""
-    hashers: dict[int, hashlib._Hash] = {}
-    for seq, url, published, revision in rows:
-        if url not in top:
-            hashers.setdefault(seq // size, hashlib.sha256()).update(f"{url} {published} {revision}\n".encode())
-    return {index: hasher.hexdigest() for index, hasher in hashers.items()}

@@ -22,13 +22,14 @@ from typing import Any, ClassVar
 import click
 
 from feeder import __version__, status
-from feeder.build import by_archive_folder
+from feeder.archive import by_archive_folder
 from feeder.config import DEFAULT_CONFIG, Config, load_config
 from feeder.control import call
 from feeder.errors import FeederError
 from feeder.models import Problem, Progress
 from feeder.pipeline import check_seeds
-from feeder.service import Service, announce, ping_lines, refresh_once, serve_only
+from feeder.refreshes import ping_lines, refresh_once
+from feeder.service import Service, announce, serve_only
 from feeder.sitecheck import check_site_page, report_lines
 from feeder.websub import PingOutcome
 

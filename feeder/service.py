@@ -5,7 +5,9 @@ output folder, the control socket, a watcher per seeds folder that notices a
 changed seed file at once (feeder.watch), signal handling and systemd
 notifications. Refreshes run on
 the Refresher's worker thread (timed by the Schedule, or asked for by hand);
-the loop never blocks on one.
+the loop never blocks on one. What a refresh does around the pipeline (lock,
+status, log lines) is in refreshes.py; the control socket's commands are
+answered by commands.py.
 """
 
 from __future__ import annotations
@@ -16,22 +18,22 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from feeder import status, websub
-from feeder.build import by_archive_folder
+from feeder.commands import answer
 from feeder.config import Config, SeedsSource, load_config
 from feeder.control import ControlServer
-from feeder.errors import ConfigError, FeederError, ListenError, RefreshAbortedError
+from feeder.errors import ConfigError, ListenError, RefreshAbortedError
 from feeder.locks import held
 from feeder.memory import release_free_memory
-from feeder.models import Progress, RefreshReport
+from feeder.models import RefreshReport
 from feeder.notify import notify, watchdog_period
-from feeder.pipeline import refresh, state_database
+from feeder.pipeline import state_database
+from feeder.refreshes import log_report, ping_lines, refresh_once
 from feeder.scheduler import Refresher, Schedule
 from feeder.serve import FileServer
 from feeder.sources.web import user_agent
@@ -47,36 +49,8 @@ RECHECK_DELAY = 1.0
 STOP_GRACE = 20.0
 
 
-def refresh_lock(config: Config) -> Path:
-    return config.state_dir / "refresh.lock"
-
-
 def daemon_lock(config: Config) -> Path:
     return config.state_dir / "daemon.lock"
-
-
-def refresh_once(
-    config: Config,
-    now: datetime,
-    sources: frozenset[str] | None = None,
-    *,
-    progress: Progress | None = None,
-    next_polls: Mapping[str, datetime | None] | None = None,
-) -> RefreshReport:
-    """One refresh under the config's refresh lock, recorded in status.json and metrics.prom."""
-    with held(refresh_lock(config), wait=True, what="a refresh"), Store.open(state_database(config)) as store:
-        report = refresh(config, store, now, progress=progress, sources=sources)
-        entries = store.count_entries()
-    recorded = status.record(
-        status.load(config.state_dir),
-        report,
-        started=now,
-        next_polls=next_polls or {},
-        entries=entries,
-        configured=[s.name for s in config.sources],
-    )
-    status.save(config.state_dir, recorded)
-    return report
 
 
 async def announce(config: Config, topics: Sequence[str]) -> list[PingOutcome]:
@@ -87,48 +61,9 @@ async def announce(config: Config, topics: Sequence[str]) -> list[PingOutcome]:
     return outcomes
 
 
-def ping_lines(outcomes: Sequence[PingOutcome]) -> list[tuple[bool, str]]:
-    """Per hub, whether every ping went through, and a line saying how it went."""
-    lines = []
-    for hub, (mine, failed) in websub.by_hub(outcomes).items():
-        if failed:
-            lines.append((False, f"websub {hub}: {len(failed)} of {len(mine)} pings failed: {failed[-1].detail}"))
-        else:
-            lines.append((True, f"websub {hub}: pinged about {len(mine)} feed URLs"))
-    return lines
-
-
 async def _announce_and_log(config: Config, topics: Sequence[str]) -> None:
     for ok, line in ping_lines(await announce(config, topics)):
         (log.info if ok else log.warning)("%s", line)
-
-
-def log_report(report: RefreshReport) -> None:
-    for s in report.sources:
-        if s.failure:
-            log.error("%s: poll failed: %s", s.source, s.failure)
-            for problem in s.problems:
-                log.error("%s: %s", problem.locator, problem.reason)
-            continue
-        log.info(
-            "%s: %d new, %d updated, %d unchanged, %d skipped, %d errors (%.2fs)",
-            s.source,
-            s.new,
-            s.updated,
-            s.unchanged,
-            s.skipped,
-            len(s.problems),
-            s.duration,
-        )
-        for problem in s.problems:
-            log.warning("%s: %s", problem.locator, problem.reason)
-        if s.degraded:
-            log.warning("%s: degraded: %s", s.source, s.degraded)
-    written, archives = by_archive_folder(report.written)
-    for path in written:
-        log.info("wrote %s", path)
-    for folder, count in archives.items():
-        log.info("wrote %d archive files in %s", count, folder)
 
 
 class Service:
@@ -284,32 +219,7 @@ class Service:
         log.info("config reloaded from %s", path)
 
     async def _command(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("command")
-        if command == "status":
-            return {"status": self._status()}
-        if command != "refresh":
-            return {"error": f"unknown command {command!r}"}
-        names = request.get("sources") or [s.name for s in self.config.sources]
-        unknown = sorted(set(names) - {s.name for s in self.config.sources})
-        if unknown:
-            return {"error": f"unknown source(s): {', '.join(unknown)}"}
-        log.info("refresh of %s requested over the control socket", ", ".join(names))
-        future: Future[RefreshReport] = self.refresher.request(names)
-        try:
-            report = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            return {"error": "the service is stopping"}
-        except FeederError as e:
-            return {"error": str(e)}
-        return {"report": report.to_dict()}
-
-    def _status(self) -> status.Status:
-        current = status.load(self.config.state_dir)
-        for name, moment in self.schedule.next_polls().items():
-            current["sources"].setdefault(name, {})["next_poll"] = (
-                moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-            )
-        return current
+        return await answer(request, self.config, self.refresher, self.schedule)
 
     def _watch_folders(self) -> None:
         """One watcher per seeds folder of the config (which a reload may change): a change polls its source."""

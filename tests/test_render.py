@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from feeder import render
+from feeder import render_json
 from feeder.config import FeedConfig
 from feeder.models import Enclosure, Entry, FeedDocument, FeedInfo
 from feeder.render import render_document, render_feed, render_index, render_opml
@@ -153,7 +153,7 @@ JSON_VALUES = st.recursive(
 @example({"title": "标题\ud800", "items": [{"n": 1}]})  # a lone surrogate: the standard library's own path
 def test_the_json_feed_is_written_as_the_standard_library_writes_it(document: dict[str, object]) -> None:
     expected = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8", errors="replace")
-    assert render._json_bytes(document) == expected
+    assert render_json._json_bytes(document) == expected
 
 
 def test_index_page_offers_autodiscovery_and_opml_lists_the_feeds() -> None:

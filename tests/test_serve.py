@@ -1,4 +1,5 @@
-"""feeder.serve: a real FileServer on 127.0.0.1:0 over a tmp_path folder, spoken to with http.client and raw sockets."""
+"""feeder.serve (with served_files and request_head): a real FileServer on 127.0.0.1:0 over a tmp_path folder,
+spoken to with http.client and raw sockets."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from typing import Any, TypeVar
 import pytest
 
 from feeder import serve
-from feeder.serve import FileServer, Representation, accepts_gzip, content_type, not_modified, safe_relative_path
+from feeder.request_head import accepts_gzip, not_modified
+from feeder.serve import FileServer
+from feeder.served_files import Representation, content_type, safe_relative_path
 
 T = TypeVar("T")
 
