@@ -4,6 +4,8 @@
 hosts hold the article's host (articles on other hosts stay lead-only); ``auto`` extracts the main text of any
 page. Articles may be on the feed's own host and on the hosts the source lists. A URL on a described site is
 made canonical by that site's rules, so the same article from a site source and a feed source is one entry.
+Canonical URLs say https; when the feed itself is served over plain http, its host's pages are fetched over
+http as well.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ class FeedPoller:
     def __init__(self, spec: FeedSource, config: Config) -> None:
         self.name = spec.name
         self.config = config
-        own = (urlsplit(spec.url).hostname or "").lower()
+        feed_url = urlsplit(spec.url)
+        own = (feed_url.hostname or "").lower()
         self.hosts = frozenset({own, *spec.hosts, *config.allowed_hosts})
+        # canonical URLs say https; a feed served over plain http has its own host's pages fetched that way too
+        routes = ((own, f"http://{feed_url.netloc}"),) if feed_url.scheme == "http" else ()
         reader = {"none": None, "site": self._read_by_site, "auto": self._read_any}[spec.fulltext]
         self.plan = WebPlan(
             name=spec.name,
             feeds=(spec.url,),
-            settings=fetch_settings(config, self.hosts),
+            settings=fetch_settings(config, self.hosts, routes),
             urls_for=self._urls,
             read_page=reader,
             max_pages=spec.max_pages,
