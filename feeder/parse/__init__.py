@@ -6,8 +6,8 @@ yet sanitized); policy (canonical URLs, the tag allowlist, credible dates) is
 normalize.py's job. Site knowledge lives in the tables of markup.py, so a
 change of the site's markup is a change of data in one place.
 
-Three kinds of document: seed files (seeds.py), RSS/Atom feeds (feeds.py)
-and RFI article pages (pages.py).
+Three kinds of document: seed files (seeds.py), feeds (feeds.py: RSS 0.91–2.0, RSS 1.0,
+Atom 0.3 and 1.0; jsonfeed.py: JSON Feed 1.0 and 1.1) and RFI article pages (pages.py).
 """
 
 from feeder.parse.feeds import parse_feed
