@@ -67,10 +67,10 @@ def parse_page(html: str, url: str, locator: str) -> ParsedArticle:
     """An RFI article page (decoded text) → its article: JSON-LD metadata with head-meta fallbacks, the body
     without furniture. A page without a body (redesign, block page) gives a lead-only article (fulltext=False);
     a page without a title, or with neither lead, image nor text, is a ParseError."""
-    root = _html_document(html)
+    root = html_document(html)
     canonical = _canonical_link(root, url)
     meta = _head_meta(root)
-    ld = _chosen_article(_json_ld_objects(root), canonical)
+    ld = _chosen_article(json_ld_objects(root), canonical)
     title = (
         plain_text(_ld_text(ld.get("headline")))
         or _first(meta, "og:title")
@@ -107,7 +107,8 @@ def parse_page(html: str, url: str, locator: str) -> ParsedArticle:
     )
 
 
-def _html_document(html: str) -> lxml.html.HtmlElement:
+def html_document(html: str) -> lxml.html.HtmlElement:
+    """A page's text parsed as an HTML document; ParseError when it is empty or lxml refuses it."""
     text = XML_DECLARATION.sub("", xml_safe(html).lstrip("\ufeff"), count=1)
     if not text.strip():
         raise ParseError("the page is empty")
@@ -151,7 +152,7 @@ def _first(meta: dict[str, list[str]], key: str) -> str:
     return next(iter(meta.get(key, [])), "")
 
 
-def _json_ld_objects(root: lxml.html.HtmlElement) -> list[dict[str, object]]:
+def json_ld_objects(root: lxml.html.HtmlElement) -> list[dict[str, object]]:
     """Every JSON object of every ld+json block, top level, arrays and @graph flattened; bad blocks skipped."""
     found: list[dict[str, object]] = []
     for script in root.iter("script"):
