@@ -41,7 +41,7 @@ from tests.builders import CHINA_URL, NOW, RFI, config_text, rfi_urls, run_feede
 DATA = Path(__file__).parent / "data"
 VECTORS = [line for line in (DATA / "xss" / "vectors.txt").read_text(encoding="utf-8").splitlines() if line]
 PAGES = sorted((DATA / "rfi").glob("*.html"))
-FEEDS = sorted((DATA / "rfi").glob("*.xml"))
+FEEDS = sorted((DATA / "rfi").glob("*.xml")) + sorted(p for p in (DATA / "feeds").iterdir() if "expected" not in p.name)
 ALLOWED_HOSTS = ("www.rfi.fr",)
 SECTION = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/"
 BASE = "http://127.0.0.1:8080/"

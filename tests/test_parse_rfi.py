@@ -403,7 +403,7 @@ def test_well_formed_xhtml_served_as_a_feed_is_refused() -> None:
 
 
 def test_another_xml_document_is_not_a_feed() -> None:
-    with pytest.raises(ParseError, match=r"root element <opml> is neither RSS <rss> nor Atom <feed>"):
+    with pytest.raises(ParseError, match=r"root element <opml> is neither RSS, RDF \(RSS 1.0\) nor Atom"):
         parse_feed(b'<?xml version="1.0"?><opml version="2.0"><body/></opml>', "x.opml")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import feedparser
@@ -155,7 +156,7 @@ def test_two_files_of_one_name_in_one_folder_are_refused(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def gazette(tmp_path: Path) -> tuple[Path, Documents]:
+def gazette(tmp_path: Path) -> Iterator[tuple[Path, Documents]]:
     with serving(gazette_site()) as documents:
         yield project(tmp_path, gazette_config(documents.origin), {"gazette.yaml": GAZETTE_RULES}), documents
 

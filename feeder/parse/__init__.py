@@ -6,11 +6,14 @@ yet sanitized); policy (canonical URLs, the tag allowlist, credible dates) is
 normalize.py's job. What a site's pages look like comes from its rules file
 (feeder/sites/*.yaml, as feeder.rules records), never from code here.
 
-Three kinds of document: seed files (seeds.py), feeds (feeds.py) and article
-pages (pages.py, by a site's rules).
+Four kinds of document: seed files (seeds.py), feeds (feeds.py: RSS 0.91–2.0,
+RSS 1.0, Atom 0.3 and 1.0; jsonfeed.py: JSON Feed 1.0 and 1.1), article pages
+read by a site's rules (pages.py; check.py says what each rule found) and any
+other article page, whose main text trafilatura finds (extract.py).
 """
 
 from feeder.parse.check import PageCheck, check_page
+from feeder.parse.extract import extract_page
 from feeder.parse.feeds import parse_feed
 from feeder.parse.markup import MAX_FEED_BYTES, plain_text, remove_furniture, text_date
 from feeder.parse.pages import FieldsFound, RulesMissedError, decode_html, parse_page, read_page
@@ -23,6 +26,7 @@ __all__ = [
     "RulesMissedError",
     "check_page",
     "decode_html",
+    "extract_page",
     "parse_feed",
     "parse_page",
     "parse_seed",

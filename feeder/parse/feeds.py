@@ -1,4 +1,5 @@
-"""RSS 2.0 and Atom 1.0 → lead-only ParsedArticles, with an explicit safe XML parser.
+"""Feeds → lead-only ParsedArticles: RSS 0.91–2.0, RSS 1.0 (RDF), Atom 0.3 and 1.0 with an explicit safe XML
+parser, and JSON Feed (read by jsonfeed.py).
 
 Title, link, lead, dates, categories, image and audio per item; never a body. Documents that declare
 entities (XXE, billion laughs) are refused before lxml sees them.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -16,22 +18,26 @@ import lxml.html
 
 from feeder.errors import ParseError
 from feeder.models import Enclosure, ParsedArticle
+from feeder.parse.jsonfeed import is_json, parse_json_feed
 from feeder.parse.markup import (
     MAX_FEED_BYTES,
     NS_ATOM,
+    NS_ATOM03,
     NS_DC,
     NS_ITUNES,
     NS_MEDIA,
+    NS_RDF,
+    NS_RSS_RDF,
     XML_DECLARATION,
     byte_count,
+    day_utc,
     header_charset,
+    is_http,
     iso_utc,
     joined,
     plain_text,
     unique,
 )
-
-# --- feeds: RSS 2.0 and Atom 1.0 ------------------------------------------------------------------------------
 
 # Whitespace, processing instructions and comments before the first tag; each alternative is unambiguous and the
 # repetition possessive, so a hostile prolog ("<?a?>" × n) costs linear time, not exponential backtracking.
@@ -53,10 +59,15 @@ _ENTITY_REFUSAL = (
     "no file or URL was read and no entity was expanded"
 )
 _CLOCK = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+)$")
+_ATOM_DATES = {NS_ATOM: (("published",), "updated"), NS_ATOM03: (("issued", "created"), "modified")}
+"""Per Atom namespace (1.0, 0.3): the elements that date an entry's publication, first found wins, and its update."""
 
 
 def parse_feed(content: bytes, locator: str, content_type: str | None = None) -> list[ParsedArticle]:
-    """The items of an RSS 2.0 (or Atom 1.0) feed, in document order, as lead-only articles (fulltext=False).
+    """The items of a feed, in document order, as lead-only articles (fulltext=False).
+
+    Reads RSS 0.91, 0.92 and 2.0 (<rss>), RSS 1.0 and 0.90 (<rdf:RDF>), Atom 1.0 and 0.3 (<feed>), and JSON
+    Feed 1.0 and 1.1: a body that starts with "{" or is served as JSON goes to jsonfeed.py.
 
     Hostile XML is refused, never expanded: a body over MAX_FEED_BYTES is not parsed, and a DOCTYPE that
     declares entities (XXE reading file:///etc/passwd, billion laughs) raises ParseError before lxml sees
@@ -71,6 +82,8 @@ def parse_feed(content: bytes, locator: str, content_type: str | None = None) ->
         raise ParseError(f"feed refused: {len(content)} bytes is over the {MAX_FEED_BYTES}-byte cap")
     if not content.strip():
         raise ParseError("feed is empty")
+    if is_json(content, content_type):
+        return parse_json_feed(content, locator)
     if _declares_entities(content):
         raise ParseError(_ENTITY_REFUSAL)
     parser = lxml.etree.XMLParser(
@@ -89,16 +102,24 @@ def parse_feed(content: bytes, locator: str, content_type: str | None = None) ->
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and next(iter(dtd.iterentities()), None) is not None:  # type: ignore[union-attr]
         raise ParseError(_ENTITY_REFUSAL)  # a declaration the byte scan above did not see
-    name = lxml.etree.QName(root).localname if isinstance(root.tag, str) else ""
-    if root.tag == "rss":
-        found = (_rss_item(item, locator) for item in root.iter("item"))
-    elif root.tag == f"{{{NS_ATOM}}}feed":
-        found = (_atom_entry(entry, locator) for entry in root.iterfind(f"{{{NS_ATOM}}}entry"))
-    elif name.lower() == "html":
+    return [article for article in _items(root, locator) if article is not None]
+
+
+def _items(root: lxml.etree._Element, locator: str) -> Iterator[ParsedArticle | None]:
+    """Each item of the document, by its format; ParseError when the root element is no feed's."""
+    name = lxml.etree.QName(root) if isinstance(root.tag, str) else lxml.etree.QName("_")
+    if root.tag == "rss":  # 0.91, 0.92 and 2.0 share their element names
+        return (_rss_item(item, locator) for item in root.iter("item"))
+    if root.tag == f"{{{NS_RDF}}}RDF":
+        ns = next((ns for ns in NS_RSS_RDF if root.find(f"{{{ns}}}channel") is not None), None)
+        if ns is None:
+            raise ParseError("the root element <rdf:RDF> has no RSS 1.0 <channel>: an RDF document, not a feed")
+        return (_rss_item(item, locator, f"{{{ns}}}") for item in root.iterfind(f"{{{ns}}}item"))
+    if name.localname == "feed" and name.namespace in _ATOM_DATES:
+        return (_atom_entry(entry, locator, name.namespace) for entry in root.iterfind(f"{{{name.namespace}}}entry"))
+    if name.localname.lower() == "html":
         raise ParseError("an HTML page was served instead of a feed (block or error page?)")
-    else:
-        raise ParseError(f"the root element <{name}> is neither RSS <rss> nor Atom <feed>")
-    return [article for article in found if article is not None]
+    raise ParseError(f"the root element <{name.localname}> is neither RSS, RDF (RSS 1.0) nor Atom")
 
 
 def _feed_text(content: bytes, content_type: str | None) -> str | bytes:
@@ -137,12 +158,13 @@ def _declares_entities(content: bytes) -> bool:
     return _ENTITY_DECLARATION.search(content, doctype.end(), end.end() if end else len(content)) is not None
 
 
-def _rss_item(item: lxml.etree._Element, locator: str) -> ParsedArticle | None:
-    url = _xml_text(item.find("link")).strip()
+def _rss_item(item: lxml.etree._Element, locator: str, ns: str = "") -> ParsedArticle | None:
+    """An RSS item; ``ns`` is "{namespace}" of RSS 1.0 and 0.90 elements, "" for RSS 0.91–2.0."""
+    url = _xml_text(item.find(f"{ns}link")).strip()
     if not url:
-        guid = _xml_text(item.find("guid")).strip()
-        url = guid if _is_http(guid) else ""
-    title = plain_text(_xml_text(item.find("title")))
+        guid = _xml_text(item.find("guid")).strip() or item.get(f"{{{NS_RDF}}}about", "").strip()
+        url = guid if is_http(guid) else ""
+    title = plain_text(_xml_text(item.find(f"{ns}title")))
     if not (url and title):
         return None
     enclosures = [(e.get("url", ""), e.get("type", ""), e.get("length", "")) for e in item.iter("enclosure")]
@@ -150,42 +172,46 @@ def _rss_item(item: lxml.etree._Element, locator: str) -> ParsedArticle | None:
     if audio is not None:
         duration = _clock_seconds(_xml_text(item.find(f"{{{NS_ITUNES}}}duration")))
         audio = Enclosure(url=audio.url, type=audio.type, length=audio.length, duration=duration)
-    date = _xml_text(item.find("pubDate"))
+    date, dc_date = _xml_text(item.find("pubDate")), _xml_text(item.find(f"{{{NS_DC}}}date"))
     return ParsedArticle(
         locator=locator,
         url=url,
         title=title,
         scraped_at=None,
-        published_at=_rfc822_utc(date) or iso_utc(date),
-        lead=plain_text(_xml_text(item.find("description"))),
+        published_at=_rfc822_utc(date) or iso_utc(date) or _w3c_utc(dc_date),
+        lead=plain_text(_xml_text(item.find(f"{ns}description"))),
         image=_feed_image(item, enclosures),
         body_html="",
         author=joined(plain_text(_xml_text(c)) for c in item.iter(f"{{{NS_DC}}}creator")),
-        extra_categories=unique(plain_text(_xml_text(c)) for c in item.iter("category")),
+        extra_categories=unique(plain_text(_xml_text(c)) for c in item.iter("category", f"{{{NS_DC}}}subject")),
         audio=audio,
         fulltext=False,
     )
 
 
-def _atom_entry(entry: lxml.etree._Element, locator: str) -> ParsedArticle | None:
-    atom = f"{{{NS_ATOM}}}"
+def _atom_entry(entry: lxml.etree._Element, locator: str, namespace: str) -> ParsedArticle | None:
+    """An Atom 1.0 or 0.3 entry (0.3 dates it with issued, created and modified)."""
+    atom = f"{{{namespace}}}"
     links = [(e.get("rel", "alternate"), e.get("href", "").strip(), e) for e in entry.iterfind(f"{atom}link")]
     url = next((href for rel, href, _ in links if rel == "alternate" and href), "")
     if not url:
         entry_id = _xml_text(entry.find(f"{atom}id")).strip()
-        url = entry_id if _is_http(entry_id) else ""
+        url = entry_id if is_http(entry_id) else ""
     title = plain_text(_xml_text(entry.find(f"{atom}title")))
     if not (url and title):
         return None
     enclosures = [(href, e.get("type", ""), e.get("length", "")) for rel, href, e in links if rel == "enclosure"]
-    updated = iso_utc(_xml_text(entry.find(f"{atom}updated")))
-    categories = (c.get("label") or c.get("term") or "" for c in entry.iterfind(f"{atom}category"))
+    published_names, updated_name = _ATOM_DATES[namespace]
+    updated = _w3c_utc(_xml_text(entry.find(f"{atom}{updated_name}")))
+    published = (_w3c_utc(_xml_text(entry.find(f"{atom}{n}"))) for n in published_names)
+    categories = [c.get("label") or c.get("term") or "" for c in entry.iterfind(f"{atom}category")]
+    categories += (_xml_text(c) for c in entry.iterfind(f"{{{NS_DC}}}subject"))
     return ParsedArticle(
         locator=locator,
         url=url,
         title=title,
         scraped_at=None,
-        published_at=iso_utc(_xml_text(entry.find(f"{atom}published"))) or updated,
+        published_at=next((p for p in published if p is not None), updated),
         lead=plain_text(_xml_text(entry.find(f"{atom}summary"))),
         image=_feed_image(entry, enclosures),
         body_html="",
@@ -200,10 +226,6 @@ def _atom_entry(entry: lxml.etree._Element, locator: str) -> ParsedArticle | Non
 def _xml_text(element: lxml.etree._Element | None) -> str:
     """All the text inside an element (CDATA included; unexpanded entity references left out)."""
     return "" if element is None else "".join(t for t in element.itertext() if isinstance(t, str))
-
-
-def _is_http(value: str) -> bool:
-    return value.lower().startswith(("http://", "https://"))
 
 
 def _feed_image(item: lxml.etree._Element, enclosures: list[tuple[str, str, str]]) -> str | None:
@@ -232,6 +254,11 @@ def _clock_seconds(value: str) -> int | None:
         return None
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds or None
+
+
+def _w3c_utc(value: str) -> datetime | None:
+    """A W3C-DTF date (dc:date, Atom): a date-time with an offset, or a day alone as midnight UTC."""
+    return iso_utc(value) or day_utc(value)
 
 
 def _rfc822_utc(value: str) -> datetime | None:

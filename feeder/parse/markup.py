@@ -31,6 +31,10 @@ AUDIO_FORMATS = {"mp3": "audio/mpeg", "mpeg": "audio/mpeg", "m4a": "audio/mp4", 
 # Feeds.
 MAX_FEED_BYTES = 5 * 1024 * 1024
 NS_ATOM = "http://www.w3.org/2005/Atom"
+NS_ATOM03 = "http://purl.org/atom/ns#"
+NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+NS_RSS_RDF = ("http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/")
+"""The element namespaces of RDF feeds: RSS 1.0, and Netscape's RSS 0.90 before it."""
 NS_MEDIA = "http://search.yahoo.com/mrss/"
 NS_DC = "http://purl.org/dc/elements/1.1/"
 NS_ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -192,6 +196,7 @@ def inner_html(root: lxml.etree._Element) -> str:
     return "".join(parts).strip()
 
 
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
     r"(?:T(?:(?P<hours>\d+(?:[.,]\d+)?)H)?(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?$",
@@ -208,6 +213,21 @@ def iso_utc(value: object) -> datetime | None:
         return None if moment.utcoffset() is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+
+
+def day_utc(value: object) -> datetime | None:
+    """A calendar day alone (2024-03-05, as W3C-DTF and htmldate write it) as midnight UTC of that day; None for
+    anything else. The day is taken as written: its time zone is unknown, so UTC is as good a guess as any."""
+    if not isinstance(value, str) or not _DAY.match(value.strip()):
+        return None
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:  # 2024-02-30
+        return None
+
+
+def is_http(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
 
 
 def iso_duration(value: object) -> int | None:
