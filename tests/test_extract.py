@@ -20,8 +20,7 @@ import pytest
 
 from feeder.errors import ParseError
 from feeder.normalize import normalize
-from feeder.parse import extract_page
-from feeder.parse.extract import _publication
+from feeder.parse.extract import _publication, extract_page
 from feeder.rules import UrlRules
 
 PAGES = Path(__file__).parent / "data" / "pages" / "extract"

@@ -201,6 +201,19 @@ def test_a_full_text_replaces_a_lead_even_when_older(store: Store) -> None:
     assert store.entries(["rfi"], 10)[0].content_html == "<p>正文</p>"
 
 
+def test_a_better_version_without_an_author_keeps_the_known_one(store: Store) -> None:
+    with store.transaction():
+        store.upsert(article(author="陈佳", content_html="<p>导语</p>", content_hash="lead", fulltext=False), "feed")
+        assert store.upsert(article(author=None, content_hash="full"), "feed") == "updated"
+        assert store.entries(["feed"], 10)[0].author == "陈佳"
+        assert (
+            store.upsert(article(author="周明", version_at=T0 + timedelta(hours=1), content_hash="v2"), "feed")
+            == "updated"
+        )
+    (entry,) = store.entries(["feed"], 10)
+    assert (entry.author, entry.content_html) == ("周明", "<p>正文</p>")
+
+
 def test_categories_are_the_union_and_audio_is_kept(store: Store) -> None:
     audio = Enclosure("https://aod.rfi.fr/a.mp3", "audio/mpeg", 1000, 90)
     with store.transaction():

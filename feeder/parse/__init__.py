@@ -9,11 +9,12 @@ normalize.py's job. What a site's pages look like comes from its rules file
 Four kinds of document: seed files (seeds.py), feeds (feeds.py: RSS 0.91–2.0,
 RSS 1.0, Atom 0.3 and 1.0; jsonfeed.py: JSON Feed 1.0 and 1.1), article pages
 read by a site's rules (pages.py; check.py says what each rule found) and any
-other article page, whose main text trafilatura finds (extract.py).
+other article page, whose main text trafilatura finds (extract.py: imported by
+whoever needs it, since trafilatura costs ~6 MB and 60 ms that only `fulltext:
+auto` needs).
 """
 
 from feeder.parse.check import PageCheck, check_page
-from feeder.parse.extract import extract_page
 from feeder.parse.feeds import parse_feed
 from feeder.parse.markup import MAX_FEED_BYTES, plain_text, remove_furniture, text_date
 from feeder.parse.pages import FieldsFound, RulesMissedError, decode_html, parse_page, read_page
@@ -26,7 +27,6 @@ __all__ = [
     "RulesMissedError",
     "check_page",
     "decode_html",
-    "extract_page",
     "parse_feed",
     "parse_page",
     "parse_seed",

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from feeder.config import Config, FeedSource
 from feeder.errors import ParseError
 from feeder.models import ParsedArticle, Progress, SourceReport
-from feeder.parse import FieldsFound, extract_page, read_page
+from feeder.parse import FieldsFound, read_page
 from feeder.rules import SiteRules, UrlRules
 from feeder.sites import site_for_host
 from feeder.sources.web import WebPlan, fetch_settings, poll_web
@@ -70,4 +70,6 @@ class FeedPoller:
         return read_page(html, url, url, site)
 
     def _read_any(self, html: str, url: str) -> tuple[ParsedArticle, FieldsFound | None]:
+        from feeder.parse.extract import extract_page  # noqa: PLC0415  (trafilatura: ~6 MB, only for fulltext: auto)
+
         return extract_page(html, url, url), None

@@ -49,7 +49,8 @@ class Entries(Connection):
         the newest version wins; between two versions with one time the longer content wins (the other was
         most likely read half-written), then the greater hash, so the order of arrival never matters. A
         newer lead-only version still updates the title. ``published`` only moves earlier, categories
-        are the union of all versions', and a known audio file is kept.
+        are the union of all versions', and a known audio file and author are kept when a better version
+        names none.
         """
         row = self._db.execute(
             "SELECT fulltext, version_at, length(content), content_hash, published, updated, title, categories,"
@@ -95,9 +96,9 @@ class Entries(Connection):
 
     def _replace(self, a: Article, *, published: int, updated: int, categories: list[str], audio: str | None) -> None:
         self._db.execute(
-            "UPDATE entries SET title = ?, section = ?, categories = ?, author = ?, lead = ?, image = ?,"
-            " content = ?, published = ?, updated = ?, version_at = ?, content_hash = ?, fulltext = ?, audio = ?,"
-            " revision = ? WHERE url = ?",
+            "UPDATE entries SET title = ?, section = ?, categories = ?, author = coalesce(?, author), lead = ?,"
+            " image = ?, content = ?, published = ?, updated = ?, version_at = ?, content_hash = ?, fulltext = ?,"
+            " audio = ?, revision = ? WHERE url = ?",
             (
                 a.title,
                 a.section,
