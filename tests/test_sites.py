@@ -27,28 +27,7 @@ from tests.webserver import Documents, serving
 
 DATA = Path(__file__).parent / "data" / "sites"
 
-GAZETTE_RULES = """\
-name: gazette
-title: 海港日报
-publisher: 海港日报社
-hosts: [gazette.example]
-host_aliases: {m.gazette.example: gazette.example}
-language: zh-cn
-timezone: Asia/Shanghai
-tracking_params: [ref, spm]
-feeds: [https://gazette.example/feed.xml]
-section: {path_segment: 1}
-article:
-  url: '^https://gazette\\.example/[a-z]+/\\d{4}/'
-  title: article h1.headline
-  published: [{css: time.published, attr: datetime}, time.published]
-  author: .byline .name
-  image: {css: 'figure.lead img', attr: src}
-  lead: p.standfirst
-  body: div.story
-  remove: [.promo, .related]
-  date_format: '%Y年%m月%d日 %H:%M'
-"""
+GAZETTE_RULES = (DATA / "gazette.yaml").read_text(encoding="utf-8")
 
 
 def gazette_config(origin: str) -> str:
