@@ -15,7 +15,8 @@ from pathlib import Path
 from feeder.build import build
 from feeder.config import Config, SeedsSource
 from feeder.models import Article, Problem, Progress, RefreshReport, SeedFile
-from feeder.sources import open_source, seeds
+from feeder.sources import seeds
+from feeder.sources.interface import open_source
 from feeder.store import Store
 
 # Bump when parsing or normalizing changes what a seed file yields, so every file is read again.

@@ -120,3 +120,40 @@ def test_an_item_on_a_host_the_source_does_not_allow_is_a_problem_not_an_entry(
     (problem,) = atom_report.problems
     assert "host 'www.rfi.fr.example.net' is not an allowed host" in problem.reason
     assert not any("example.net" in entry_id for entry_id in entries(config))
+
+
+def test_fulltext_site_reads_pages_by_the_rules_of_the_site_that_holds_their_host(tmp_path: Path) -> None:
+    rules = (
+        "name: riverside\n"
+        "title: 河畔周刊\n"
+        "hosts: ['127.0.0.1']\n"
+        "article:\n"
+        "  url: '/stories/'\n"
+        "  title: article h1\n"
+        "  published: {css: 'meta[property=\"article:published_time\"]', attr: content}\n"
+        "  body: article\n"
+        "  remove: [h1]\n"
+    )
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "riverside.yaml").write_text(rules, encoding="utf-8")
+    with serving(riverside()) as documents:
+        text = (DATA / "rss1.rdf").read_text(encoding="utf-8").replace("__ORIGIN__", documents.origin)
+        documents.put("/rss1.rdf", FEEDS["/rss1.rdf"], text)
+        (tmp_path / "config.yaml").write_text(
+            "output_dir: public\nstate_dir: state\nbase_url: http://127.0.0.1:8080/\nsources:\n"
+            f"  - {{name: rdf, kind: feed, url: '{documents.origin}/rss1.rdf', fulltext: site}}\n"
+            "feeds:\n  - {name: riverside, title: 河畔周刊, sources: [rdf]}\n",
+            encoding="utf-8",
+        )
+        config = load_config(tmp_path / "config.yaml")
+        with Store.open(config.state_dir / "feeder.sqlite3") as store:
+            report = refresh(config, store, NOW)
+        assert sorted(documents.take()) == ["/rss1.rdf", "/stories/ferry"]
+    assert (report.sources[0].new, report.sources[0].problems, report.sources[0].degraded) == (1, (), None)
+    (entry,) = entries(config).values()
+    body = entry.content[0].value
+    assert "单程只需十五分钟" in body  # the <article>, by the riverside rules
+    assert "<h1>" not in body
+    assert "热门文章" not in body
+    assert entry.published == "2024-03-31T22:30:00+00:00"
+    assert feedparser.parse(config.output_dir / "riverside.atom").feed.language == "en"  # no site's language
