@@ -44,12 +44,11 @@ def report_lines(check: PageCheck, site: SiteRules, target: str) -> list[str]:
     for found in check.fields:
         value = f"{len(found.value)} characters" if found.name == "lead" and found.value else found.value
         lines.append(_line(found.name, value or "-", found.rule))
-    if check.article is not None:
-        lines.insert(4, _line("section", _section(check.article.url, site) or "-", "section rule"))
-        body = len(plain_text(check.article.body_html))
-        lines.append(_line("body", f"{body} characters" if body else "-", check.body_rule))
-    else:
-        lines.append(_line("body", "-", check.body_rule))
+        if found.name == "modified":  # the section follows the dates: it comes from the URL, not a field
+            section = _section(check.article.url, site) if check.article else None
+            lines.append(_line("section", section or "-", "section rule"))
+    body = len(plain_text(check.article.body_html)) if check.article else 0
+    lines.append(_line("body", f"{body} characters" if body else "-", check.body_rule))
     for number, removal in enumerate(check.removals):
         label = "removed" if number == 0 else ""
         sample = f"  ({removal.sample})" if removal.sample else ""

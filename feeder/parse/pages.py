@@ -68,8 +68,9 @@ def decode_html(content: bytes, content_type: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FieldsFound:
-    """Which of the rules' required fields found nothing on a page: what tells an admin the rules went stale."""
+    """Which of a site's required fields its rules found on a page: what tells an admin the rules went stale."""
 
+    site: str
     title: bool
     body: bool
 
@@ -97,7 +98,7 @@ def read_page(html: str, url: str, locator: str, site: SiteRules) -> tuple[Parse
     lead = page.text(rules.lead)
     image = page.text(rules.image, url_value=True) or None
     body_html = _article_body(page, rules.body)  # last: it takes the furniture out of the page
-    found = FieldsFound(title=bool(title), body=bool(body_html))
+    found = FieldsFound(site=site.name, title=bool(title), body=bool(body_html))
     if not title:
         raise RulesMissedError("the page has no title (none of the rules' title selectors matched)", found)
     if not (lead or image or body_html):

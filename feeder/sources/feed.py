@@ -29,6 +29,7 @@ class FeedPoller:
     def __init__(self, spec: FeedSource, config: Config) -> None:
         self.name = spec.name
         self.config = config
+        self.fulltext = spec.fulltext
         feed_url = urlsplit(spec.url)
         own = (feed_url.hostname or "").lower()
         self.hosts = frozenset({own, *spec.hosts, *config.allowed_hosts})
@@ -43,11 +44,10 @@ class FeedPoller:
             read_page=reader,
             max_pages=spec.max_pages,
             fetches=self._has_site if spec.fulltext == "site" else lambda url: True,
-            rules_name=spec.name,
         )
 
     def poll(self, store: Store, now: datetime, progress: Progress | None = None) -> SourceReport:
-        if self.plan.read_page == self._read_by_site:
+        if self.fulltext == "site":
             rules = ",".join(sorted(site.digest for site in self.config.sites.values()))
             store.refetch_pages_if_rules_changed(self.name, rules)
         return poll_web(self.plan, self.config, store, now, progress)

@@ -32,7 +32,6 @@ class SitePoller:
             max_pages=spec.max_pages,
             fetches=self.is_article,
             adopt=self.is_article,
-            rules_name=site.name,
         )
 
     def poll(self, store: Store, now: datetime, progress: Progress | None = None) -> SourceReport:

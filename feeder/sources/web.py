@@ -53,8 +53,6 @@ class WebPlan:
     """Which listed articles' pages are worth fetching (a site's ``article.url``)."""
     adopt: Callable[[str], bool] | None = None
     """Articles other sources found whose pages this source fetches once too (a site's own articles)."""
-    rules_name: str | None = None
-    """The site whose rules read the pages, named when they stop matching."""
 
 
 @dataclass
@@ -68,8 +66,8 @@ class _Poll:
     host_waiting: bool = False
     degraded: list[str] = field(default_factory=list)
     body_lengths: list[int] = field(default_factory=list)
-    misses: dict[str, int] = field(default_factory=lambda: {"title": 0, "body": 0})
-    ruled_pages: int = 0
+    ruled: dict[str, list[FieldsFound]] = field(default_factory=dict)
+    """By site: what its rules found on each page read by them."""
 
     def count(self, outcome: Outcome) -> None:
         self.counts[outcome] += 1
@@ -221,20 +219,16 @@ def _ingest_page(poll: _Poll, url: str, answer: Fetched | FetchError) -> None:
 
 
 def _note_fields(poll: _Poll, found: FieldsFound) -> None:
-    poll.ruled_pages += 1
-    for name in poll.misses:
-        poll.misses[name] += 0 if getattr(found, name) else 1
+    poll.ruled.setdefault(found.site, []).append(found)
 
 
 def _check_rules(poll: _Poll) -> None:
-    """Say which required fields the site's rules found on none of some pages: the rules may need an edit."""
-    if not poll.ruled_pages:
-        return
-    for name, missed in poll.misses.items():
-        if missed:
-            poll.degraded.append(
-                f"site {poll.plan.rules_name}: {name} matched nothing on {missed} of {poll.ruled_pages} pages"
-            )
+    """Say which required fields a site's rules found nothing for on some pages: the rules may need an edit."""
+    for site, pages in poll.ruled.items():
+        for name in ("title", "body"):
+            missed = sum(1 for page in pages if not getattr(page, name))
+            if missed:
+                poll.degraded.append(f"site {site}: {name} matched nothing on {missed} of {len(pages)} pages")
 
 
 def _check_bodies(poll: _Poll) -> None:
