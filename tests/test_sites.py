@@ -18,6 +18,7 @@ import pytest
 
 from feeder.config import load_config, parse_config
 from feeder.errors import ConfigError
+from feeder.parse import parse_page
 from feeder.pipeline import refresh
 from feeder.sites import SHIPPED, load_site, load_sites
 from feeder.store import Store
@@ -303,3 +304,16 @@ def test_a_redesign_is_reported_and_fixed_by_editing_the_rules_file_only(tmp_pat
     kunming = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240107-%E6%98%86%E6%98%8E%E6%A4%8D%E7%89%A9%E5%9B%AD%E4%B8%BE%E5%8A%9E%E5%86%AC%E5%AD%A3%E5%B1%B1%E8%8C%B6%E8%8A%B1%E5%B1%95"
     assert "昆明植物园" in bodies[kunming]
     assert all(body.count("<p>") >= 3 for body in bodies.values()), bodies  # the lead and the body's paragraphs
+
+
+def test_a_json_ld_pick_works_without_json_ld_first(tmp_path: Path) -> None:
+    rules = (
+        "name: ld\ntitle: LD\nhosts: [www.rfi.fr]\n"
+        "article:\n  title: [h2.none, {json_ld: headline}]\n  body: .t-content__body\n"
+    )
+    project(tmp_path, "", {"ld.yaml": rules})
+    site = load_site(tmp_path / "sites" / "ld.yaml")
+    page = (RFI_DATA / "rfi" / "page_article.html").read_text(encoding="utf-8")
+    article = parse_page(page, "https://www.rfi.fr/cn/x/20240109-y", "page", site)
+    assert article.title == "长江流域冬季水鸟调查结果公布"
+    assert article.published_at is None  # json_ld: false puts no JSON-LD pick first

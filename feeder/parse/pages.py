@@ -128,7 +128,14 @@ class Page:
         self.root = root
         self.site = site
         self.canonical = _canonical_link(root, url)
-        self.ld = chosen_article(json_ld_objects(root), self.canonical) if site.article.json_ld else {}
+        self._ld: dict[str, object] | None = None
+
+    @property
+    def ld(self) -> dict[str, object]:
+        """The page's own schema.org article, read the first time a rule asks for it."""
+        if self._ld is None:
+            self._ld = chosen_article(json_ld_objects(self.root), self.canonical)
+        return self._ld
 
     def values(self, field: Field, *, url_value: bool = False) -> list[str]:
         """The values of the first pick that gives any: every match of a selector (a JSON-LD list whole)."""
