@@ -212,6 +212,8 @@ def _print_report(report: dict[str, Any]) -> None:
             click.echo(f"feeder: {problem['locator']}: {problem['reason']}", err=True)
         if s.get("degraded"):
             click.echo(f"feeder: {s['source']}: degraded: {s['degraded']}", err=True)
+        if s.get("waiting"):
+            click.echo(f"{s['source']}: poll skipped, asked to wait: {s['waiting']}")
     written, archives = by_archive_folder([Path(path) for path in report["written"]])
     for path in written:
         click.echo(f"wrote {_shown(path)}")

@@ -81,3 +81,7 @@ class RetryLater(FetchError):  # noqa: N818  (the name the web sources and their
         super().__init__(url, reason)
         self.args = (url, reason, until)
         self.until = until
+
+
+class PutOffError(RetryLater):
+    """Not asked at all: the host's wait (an earlier Retry-After, or backoff after failures) is not over."""

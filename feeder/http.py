@@ -22,9 +22,9 @@ from types import TracebackType
 
 import httpx2
 
-from feeder.errors import FetchError, RetryLater
+from feeder.errors import FetchError, PutOffError, RetryLater
 from feeder.models import Fetched, HostState, Validators
-from feeder.politeness import FetchSettings, conditional_headers, iso, retry_after
+from feeder.politeness import FetchSettings, conditional_headers, iso, later, retry_after
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _URL_FAULTS = frozenset({403, 404, 410})
@@ -160,7 +160,7 @@ class Fetcher:
             now = self._now()
             delay = retry_after(answer.headers.get("retry-after"), now)
             if delay is not None:
-                until = now + timedelta(seconds=min(delay, self._settings.retry_after_cap))
+                until = later(state.next_allowed, now + timedelta(seconds=min(delay, self._settings.retry_after_cap)))
                 state.next_allowed = until
                 host = self._host_of(answer.url)
                 raise RetryLater(url, f"HTTP {status}, {host} asks us to wait until {iso(until)}", until)
@@ -186,13 +186,13 @@ class Fetcher:
     def _host_failure(self, url: str, state: HostState, reason: str) -> FetchError:
         state.failures += 1
         delay = min(self._settings.backoff_cap, self._settings.backoff_base * 2 ** min(state.failures - 1, 64))
-        state.next_allowed = self._now() + timedelta(seconds=delay)
+        state.next_allowed = later(state.next_allowed, self._now() + timedelta(seconds=delay))
         return FetchError(url, f"{reason} (failure {state.failures}; next try after {iso(state.next_allowed)})")
 
     def _check_backoff(self, url: str, host: str, state: HostState) -> None:
         until = state.next_allowed
         if until is not None and until > self._now():
-            raise RetryLater(url, f"{host} is not to be asked before {iso(until)}", until)
+            raise PutOffError(url, f"{host} is not to be asked before {iso(until)}", until)
 
     def _slot(self, host: str) -> asyncio.Semaphore:
         return self._slots.setdefault(host, asyncio.Semaphore(self._settings.per_host))

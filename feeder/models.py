@@ -248,6 +248,8 @@ class SourceReport:
     """Files modified within pipeline.RECENT_WRITE of the poll: their writer may not be done yet."""
     degraded: str | None = None
     """Why the source looks broken though it answered (no items any more, empty article bodies)."""
+    waiting: str | None = None
+    """Why the poll asked nothing: its hosts asked to be left alone (Retry-After) or back off until later."""
 
 
 @dataclass(frozen=True, slots=True)

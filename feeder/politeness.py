@@ -72,3 +72,9 @@ def retry_after(value: str | None, now: datetime) -> float | None:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
+
+
+def later(kept: datetime | None, new: datetime) -> datetime:
+    """A host's next allowed time after another answer: a wait already asked for (a Retry-After of an hour) is
+    never shortened by a shorter one of a request that was in flight meanwhile."""
+    return new if kept is None or new > kept else kept

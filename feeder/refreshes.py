@@ -80,6 +80,8 @@ def log_report(report: RefreshReport) -> None:
             log.warning("%s: %s", problem.locator, problem.reason)
         if s.degraded:
             log.warning("%s: degraded: %s", s.source, s.degraded)
+        if s.waiting:
+            log.info("%s: poll skipped, asked to wait: %s", s.source, s.waiting)
     written, archives = by_archive_folder(report.written)
     for path in written:
         log.info("wrote %s", path)

@@ -103,6 +103,7 @@ def record(
             "problems": [{"file": p.locator, "reason": p.reason} for p in s.problems[:PROBLEMS_KEPT]],
             "failure": s.failure,
             "degraded": s.degraded,
+            "waiting": s.waiting,
             "polls": int(before.get("polls", 0)) + 1,
             "failed_polls": int(before.get("failed_polls", 0)) + (1 if s.failure else 0),
         }
@@ -246,6 +247,8 @@ def describe(status: Status) -> list[str]:
         lines.append(f"{source}: last poll {v['last_poll']} ({v['duration_seconds']:.2f}s): {outcome}")
         if v.get("degraded"):
             lines.append(f"  DEGRADED: {v['degraded']}")
+        if v.get("waiting"):
+            lines.append(f"  SKIPPED, asked to wait: {v['waiting']}")
         lines += [f"  {p['file']}: {p['reason']}" for p in v.get("problems", [])]
         lines.append(f"  next poll: {v.get('next_poll') or 'not scheduled (no daemon running)'}")
     for hub, v in status.get("websub", {}).items():

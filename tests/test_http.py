@@ -19,7 +19,7 @@ from typing import Any, ParamSpec
 import httpx2
 import pytest
 
-from feeder.errors import FetchError, RetryLater
+from feeder.errors import FetchError, PutOffError, RetryLater
 from feeder.http import Fetcher
 from feeder.models import HostState, Validators
 from feeder.politeness import FetchSettings
@@ -313,6 +313,30 @@ async def test_429_with_retry_after_seconds_waits_that_long(clock, hosts) -> Non
         with pytest.raises(RetryLater):
             await fetcher.fetch("https://www.rfi.fr/cn/rss", max_bytes=MB)
     assert len(mock.requests) == 1
+
+
+@bounded
+async def test_a_failure_in_flight_never_shortens_a_retry_after(clock, hosts) -> None:
+    """A request already sent when the host said Retry-After: 3600 fails afterwards: its 60 s backoff must not
+    replace the hour the host asked for (it once did, leaving the host to be asked a minute later)."""
+    sent, release = asyncio.Event(), asyncio.Event()
+
+    async def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/cn/rss":
+            return httpx2.Response(429, headers={"Retry-After": "3600"})
+        sent.set()
+        await release.wait()
+        return httpx2.Response(500)
+
+    async with Fetcher(settings(), hosts, now=clock, transport=httpx2.MockTransport(answer)) as fetcher:
+        in_flight = asyncio.create_task(fetcher.fetch("https://www.rfi.fr/cn/page", max_bytes=MB))
+        await sent.wait()
+        with pytest.raises(RetryLater):
+            await fetcher.fetch("https://www.rfi.fr/cn/rss", max_bytes=MB)
+        release.set()
+        with pytest.raises(FetchError, match="HTTP 500"):
+            await in_flight
+    assert hosts[CANONICAL_HOST] == HostState(next_allowed=START + timedelta(seconds=3600), failures=1)
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -796,5 +820,5 @@ async def test_queued_fetches_respect_a_backoff_started_while_they_waited(clock,
         )
     assert len(server.requests) == 2
     assert sum(type(o) is FetchError for o in outcomes) == 2
-    assert sum(type(o) is RetryLater for o in outcomes) == 8
+    assert sum(type(o) is PutOffError for o in outcomes) == 8  # not asked: the backoff began
     assert hosts[CANONICAL_HOST].failures == 2

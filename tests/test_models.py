@@ -53,6 +53,7 @@ def test_a_report_becomes_plain_json_data() -> None:
                 "duration": 0.5,
                 "recent": 0,
                 "degraded": None,
+                "waiting": None,
             }
         ],
         "written": ["/out/rfi-cn.atom"],

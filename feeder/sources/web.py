@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from feeder import __version__
 from feeder.config import Config
-from feeder.errors import FetchError, ParseError, RetryLater
+from feeder.errors import FetchError, ParseError, PutOffError, RetryLater
 from feeder.http import Fetcher
 from feeder.models import Fetched, HostState, ParsedArticle, Problem, Progress, SourceReport
 from feeder.normalize import normalize
@@ -66,6 +66,8 @@ class _Poll:
     host_waiting: bool = False
     degraded: list[str] = field(default_factory=list)
     body_lengths: list[int] = field(default_factory=list)
+    put_off: list[str] = field(default_factory=list)
+    """Why feeds were not asked for: their host's wait (Retry-After, backoff) was not over."""
     ruled: dict[str, list[FieldsFound]] = field(default_factory=dict)
     """By site: what its rules found on each page read by them."""
 
@@ -98,6 +100,10 @@ def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progres
     hosts = store.hosts()
     failure = asyncio.run(_run(poll, hosts, progress))
     store.save_hosts(hosts)
+    waiting = None
+    if failure is not None and len(poll.put_off) == len(poll.problems):  # every feed was put off, none failed
+        waiting = "; ".join(dict.fromkeys(poll.put_off))
+        failure, poll.problems = None, []  # not a failure: the site asked to be left alone until then
     return SourceReport(
         plan.name,
         new=poll.counts["new"],
@@ -107,6 +113,7 @@ def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progres
         failure=failure,
         duration=time.perf_counter() - started,
         degraded="; ".join(poll.degraded) or None,
+        waiting=waiting,
     )
 
 
@@ -130,6 +137,8 @@ async def _fetch(fetcher: Fetcher, poll: _Poll, url: str, max_bytes: int) -> Fet
         fetched = await fetcher.fetch(url, validators=poll.store.validators(url), max_bytes=max_bytes)
     except FetchError as e:
         poll.problems.append(Problem(url, str(e)))
+        if isinstance(e, PutOffError):
+            poll.put_off.append(e.reason)
         return None
     poll.store.save_validators(url, fetched.validators)
     return fetched
