@@ -71,11 +71,13 @@ class View:
 
 @dataclass
 class Built:
-    """What a build wrote, left as it was, and which subscription feeds' URLs changed (for WebSub)."""
+    """What a build wrote, left as it was, which subscription feeds' URLs changed (for WebSub), and how many
+    entries each subscription feed shows."""
 
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    feeds: list[tuple[str, int]] = field(default_factory=list)
 
 
 def build(config: Config, store: Store, now: datetime) -> Built:
@@ -87,6 +89,7 @@ def build(config: Config, store: Store, now: datetime) -> Built:
     written, unchanged = write_files(config.output_dir, files)
     builder.built.written += written
     builder.built.unchanged += unchanged
+    builder.built.feeds = [(info.name, info.entry_count) for info in infos]
     with store.transaction():  # only now, so a build cut short is done again, whole, by the next one
         for name, stamp in builder.stamps.items():
             store.set_rendered(name, stamp, now)

@@ -5,8 +5,8 @@ site's, a feed's own), a host's requests sent to another origin when asked (a
 mirror, a test server), conditional requests, redirects followed by hand within
 the allowed hosts, a body cap while streaming, a deadline on the whole exchange,
 ``per_host`` requests at a time, Retry-After and backoff kept in the caller's
-``HostState`` (which the caller persists). Which URLs to fetch and what the
-answers mean are not decided here.
+``HostState`` (which the caller persists), and a tally of the requests sent by
+host and answer. Which URLs to fetch and what the answers mean are decided elsewhere.
 
 Every httpx2 exception is translated here into ``FetchError`` (``raise … from``);
 ``RetryLater`` says when the host may be asked again.
@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 
 import httpx2
 
 from feeder.errors import FetchError, PutOffError, RetryLater
 from feeder.models import Fetched, HostState, Validators
-from feeder.politeness import FetchSettings, conditional_headers, iso, later, retry_after
+from feeder.politeness import FetchSettings, InFlight, RequestTally, asked_to_wait, backed_off, conditional_headers, iso
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _URL_FAULTS = frozenset({403, 404, 410})
@@ -63,6 +63,7 @@ class Fetcher:
         self._routed = {_authority(origin): host for host, origin in self._routes.items()}
         self._client: httpx2.AsyncClient | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self.requests = RequestTally()
 
     async def __aenter__(self) -> Fetcher:
         s = self._settings
@@ -114,22 +115,36 @@ class Fetcher:
         max_bytes: int,
         state: HostState,
     ) -> _Answer:
+        asked = self.requests.asking()
         try:
             async with asyncio.timeout(self._settings.deadline):
-                return await self._follow(client, url, target, headers, max_bytes)
+                return await self._follow(client, url, target, headers, max_bytes, asked=asked)
         except TimeoutError as e:
+            asked.answered("timeout")
             raise self._host_failure(url, state, f"took more than {self._settings.deadline:g} s") from e
-        except httpx2.TransportError as e:
-            raise self._host_failure(url, state, _describe(e)) from e
         except _HTTPX_ERRORS as e:
+            asked.answered("error")
+            if isinstance(e, httpx2.TransportError):
+                raise self._host_failure(url, state, _describe(e)) from e
             raise FetchError(url, _describe(e)) from e
 
     async def _follow(
-        self, client: httpx2.AsyncClient, url: str, target: httpx2.URL, headers: dict[str, str], max_bytes: int
+        self,
+        client: httpx2.AsyncClient,
+        url: str,
+        target: httpx2.URL,
+        headers: dict[str, str],
+        max_bytes: int,
+        *,
+        asked: InFlight,
     ) -> _Answer:
         seen = {target}
         while True:
-            answer = await _get(client, url, target, headers, max_bytes)
+            asked.send(self._host_of(target))
+            async with client.stream("GET", target, headers=headers) as response:
+                asked.answered(str(response.status_code))
+                content = await _read_capped(response, url, max_bytes) if response.status_code == 200 else b""
+                answer = _Answer(response.status_code, target, content, response.headers)
             if answer.status not in _REDIRECTS:
                 return answer
             location = answer.headers.get("location")
@@ -156,14 +171,11 @@ class Fetcher:
             if state.next_allowed is not None and state.next_allowed <= self._now():
                 state.next_allowed = None  # a wait another request was just told to keep still holds
             return self._fetched(url, answer, sent)
-        if status in _ASK_TO_WAIT:
-            now = self._now()
-            delay = retry_after(answer.headers.get("retry-after"), now)
-            if delay is not None:
-                until = later(state.next_allowed, now + timedelta(seconds=min(delay, self._settings.retry_after_cap)))
-                state.next_allowed = until
-                host = self._host_of(answer.url)
-                raise RetryLater(url, f"HTTP {status}, {host} asks us to wait until {iso(until)}", until)
+        wait = answer.headers.get("retry-after")
+        until = asked_to_wait(self._settings, state, wait, self._now()) if status in _ASK_TO_WAIT else None
+        if until is not None:
+            host = self._host_of(answer.url)
+            raise RetryLater(url, f"HTTP {status}, {host} asks us to wait until {iso(until)}", until)
         if status in _URL_FAULTS or status < 400:
             raise FetchError(url, f"HTTP {status}")
         raise self._host_failure(url, state, f"HTTP {status}")
@@ -184,10 +196,8 @@ class Fetcher:
         )
 
     def _host_failure(self, url: str, state: HostState, reason: str) -> FetchError:
-        state.failures += 1
-        delay = min(self._settings.backoff_cap, self._settings.backoff_base * 2 ** min(state.failures - 1, 64))
-        state.next_allowed = later(state.next_allowed, self._now() + timedelta(seconds=delay))
-        return FetchError(url, f"{reason} (failure {state.failures}; next try after {iso(state.next_allowed)})")
+        until = backed_off(self._settings, state, self._now())
+        return FetchError(url, f"{reason} (failure {state.failures}; next try after {iso(until)})")
 
     def _check_backoff(self, url: str, host: str, state: HostState) -> None:
         until = state.next_allowed
@@ -225,14 +235,6 @@ class Fetcher:
         """The URL as readers know it: a routed origin's URL spelled with its host."""
         host = self._routed.get(_authority(target))
         return str(target) if host is None else f"https://{host}{target.raw_path.decode('ascii')}"
-
-
-async def _get(
-    client: httpx2.AsyncClient, url: str, target: httpx2.URL, headers: dict[str, str], max_bytes: int
-) -> _Answer:
-    async with client.stream("GET", target, headers=headers) as response:
-        content = await _read_capped(response, url, max_bytes) if response.status_code == 200 else b""
-        return _Answer(response.status_code, target, content, response.headers)
 
 
 async def _read_capped(response: httpx2.Response, url: str, max_bytes: int) -> bytes:

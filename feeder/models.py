@@ -232,6 +232,11 @@ class Problem:
     reason: str
 
 
+Requests = tuple[tuple[str, str, int], ...]
+"""HTTP requests sent, as (host, answer, count): the answer is the status ("200", "304", "404", …), "error" when
+none came (refused, reset, not HTTP) or "timeout" when none came before the deadline. Sorted."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceReport:
     """What one poll of one source did."""
@@ -250,6 +255,8 @@ class SourceReport:
     """Why the source looks broken though it answered (no items any more, empty article bodies)."""
     waiting: str | None = None
     """Why the poll asked nothing: its hosts asked to be left alone (Retry-After) or back off until later."""
+    requests: Requests = ()
+    """The HTTP requests the poll sent (each redirect is one), by host and answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +268,8 @@ class RefreshReport:
     unchanged_files: tuple[Path, ...] = field(default=())
     topics: tuple[str, ...] = field(default=())
     """The URLs of the subscription feeds' files that changed: what WebSub hubs are told of."""
+    feeds: tuple[tuple[str, int], ...] = field(default=())
+    """Every published feed document (sections and editions too, not archive pages) with its number of entries."""
 
     @property
     def failed(self) -> bool:
@@ -270,9 +279,15 @@ class RefreshReport:
         """Plain JSON-ready data (what the control socket sends back)."""
         return {
             "sources": [
-                {**dataclasses.asdict(s), "problems": [dataclasses.asdict(p) for p in s.problems]} for s in self.sources
+                {
+                    **dataclasses.asdict(s),
+                    "problems": [dataclasses.asdict(p) for p in s.problems],
+                    "requests": [list(r) for r in s.requests],
+                }
+                for s in self.sources
             ],
             "written": [str(p) for p in self.written],
             "unchanged_files": [str(p) for p in self.unchanged_files],
             "topics": list(self.topics),
+            "feeds": dict(self.feeds),
         }

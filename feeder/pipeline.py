@@ -45,6 +45,7 @@ def refresh(
         written=tuple(built.written),
         unchanged_files=tuple(built.unchanged),
         topics=tuple(built.topics),
+        feeds=tuple(built.feeds),
     )
 
 

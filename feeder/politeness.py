@@ -1,16 +1,18 @@
-"""What makes a fetch polite, apart from the HTTP client: the settings, conditional requests, Retry-After.
+"""What makes a fetch polite, apart from the HTTP client: the settings, conditional requests, Retry-After; and
+the tally of the requests sent, by host and answer.
 
 Pure: no I/O and no third-party import; feeder/http.py applies it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from feeder.models import Validators
+from feeder.models import HostState, Requests, Validators
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,25 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (moment - now).total_seconds())
 
 
+def asked_to_wait(settings: FetchSettings, state: HostState, header: str | None, now: datetime) -> datetime | None:
+    """A 429 or 503's Retry-After kept as the host's next allowed time (capped; a wait already kept is never
+    shortened) and returned; None when the header names no wait."""
+    delay = retry_after(header, now)
+    if delay is None:
+        return None
+    state.next_allowed = later(state.next_allowed, now + timedelta(seconds=min(delay, settings.retry_after_cap)))
+    return state.next_allowed
+
+
+def backed_off(settings: FetchSettings, state: HostState, now: datetime) -> datetime:
+    """One more failure of the host: its wait doubles from ``backoff_base`` up to ``backoff_cap`` (a longer wait
+    already kept stays); returns the host's next allowed time."""
+    state.failures += 1
+    delay = min(settings.backoff_cap, settings.backoff_base * 2 ** min(state.failures - 1, 64))
+    state.next_allowed = later(state.next_allowed, now + timedelta(seconds=delay))
+    return state.next_allowed
+
+
 def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
@@ -78,3 +99,34 @@ def later(kept: datetime | None, new: datetime) -> datetime:
     """A host's next allowed time after another answer: a wait already asked for (a Retry-After of an hour) is
     never shortened by a shorter one of a request that was in flight meanwhile."""
     return new if kept is None or new > kept else kept
+
+
+class RequestTally:
+    """The requests a Fetcher sent, by host and answer; each redirect is one request."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def asking(self) -> InFlight:
+        """What one exchange has in flight, to be counted once: at its status line or when it fails without one."""
+        return InFlight(self._counts)
+
+    def counted(self) -> Requests:
+        return tuple((host, answer, count) for (host, answer), count in sorted(self._counts.items()))
+
+
+class InFlight:
+    """The request of one exchange in flight (a redirect sends the next one): counted once."""
+
+    def __init__(self, counts: Counter[tuple[str, str]]) -> None:
+        self._counts = counts
+        self._host: str | None = None
+
+    def send(self, host: str) -> None:
+        self._host = host
+
+    def answered(self, answer: str) -> None:
+        """Count the request in flight, if any, with its answer ("200"; "error" or "timeout" when none came)."""
+        if self._host is not None:
+            self._counts[self._host, answer] += 1
+            self._host = None

@@ -4,6 +4,7 @@ caps and concurrency against real servers on 127.0.0.1. No request ever leaves t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 import pickle
@@ -444,6 +445,37 @@ async def test_backing_off_host_is_not_contacted(clock) -> None:
     assert hosts[CANONICAL_HOST] == HostState()
 
 
+@bounded
+async def test_requests_are_counted_by_host_and_answer(clock) -> None:
+    """Each request that went out counts once, redirects included; one put off or refused before sending, never."""
+    answers = {"/ok": 200, "/same": 304, "/gone": 404, "/busy": 503, "/moved": 301}
+    mock = Mock(
+        lambda request: (
+            httpx2.Response(answers[request.url.path], headers={"Location": "/ok"})
+            if request.url.path == "/moved"
+            else httpx2.Response(answers[request.url.path])
+        )
+    )
+    hosts: dict[str, HostState] = {}
+    async with mock.fetcher(hosts, clock, backoff_base=1.0) as fetcher:
+        assert fetcher.requests.counted() == ()
+        for path in ("/ok", "/same", "/moved", "/gone", "/busy"):
+            with contextlib.suppress(FetchError):
+                await fetcher.fetch(f"https://www.rfi.fr{path}", validators=Validators(etag='"v1"'), max_bytes=MB)
+        with pytest.raises(RetryLater):
+            await fetcher.fetch("https://www.rfi.fr/ok", max_bytes=MB)  # the 503 put the host off for a second
+        with pytest.raises(FetchError, match="not one of this source's hosts"):
+            await fetcher.fetch("https://example.org/ok", max_bytes=MB)
+    assert len(mock.requests) == 6
+    assert fetcher.requests.counted() == (
+        (CANONICAL_HOST, "200", 2),
+        (CANONICAL_HOST, "301", 1),
+        (CANONICAL_HOST, "304", 1),
+        (CANONICAL_HOST, "404", 1),
+        (CANONICAL_HOST, "503", 1),
+    )
+
+
 def test_retry_later_is_a_fetch_error_that_survives_pickling() -> None:
     error = RetryLater("https://www.rfi.fr/cn/rss", "wait", START)
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301  (our own object)
@@ -477,6 +509,7 @@ async def test_transport_errors_become_host_failures(clock, hosts, error: Except
             await fetcher.fetch("https://www.rfi.fr/cn/rss", max_bytes=MB)
     assert caught.value.__cause__ is error
     assert hosts[CANONICAL_HOST].failures == 1
+    assert fetcher.requests.counted() == ((CANONICAL_HOST, "error", 1),)  # no answer came
 
 
 @bounded
@@ -688,6 +721,8 @@ async def test_a_server_that_drips_is_cut_off_at_the_deadline(clock, hosts, hand
     assert 0.9 < elapsed < 1.5
     assert isinstance(caught.value.__cause__, TimeoutError)
     assert hosts[CANONICAL_HOST].failures == 1
+    counted = "200" if handler is drip_body else "timeout"  # a status line that came is what counts
+    assert fetcher.requests.counted() == ((CANONICAL_HOST, counted, 1),)
 
 
 @bounded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -37,8 +38,12 @@ def test_subclass_fields_are_checked_too() -> None:
 
 def test_a_report_becomes_plain_json_data() -> None:
     report = RefreshReport(
-        sources=(SourceReport("seeds", new=1, problems=(Problem("a.txt", "empty"),), duration=0.5),),
+        sources=(
+            SourceReport("seeds", new=1, problems=(Problem("a.txt", "empty"),), duration=0.5),
+            SourceReport("rfi", requests=(("www.rfi.fr", "200", 3), ("www.rfi.fr", "error", 1))),
+        ),
         written=(Path("/out/rfi-cn.atom"),),
+        feeds=(("rfi-cn", 50), ("rfi-cn/中国", 20)),
     )
     assert report.to_dict() == {
         "sources": [
@@ -54,11 +59,28 @@ def test_a_report_becomes_plain_json_data() -> None:
                 "recent": 0,
                 "degraded": None,
                 "waiting": None,
-            }
+                "requests": [],
+            },
+            {
+                "source": "rfi",
+                "new": 0,
+                "updated": 0,
+                "unchanged": 0,
+                "skipped": 0,
+                "problems": [],
+                "failure": None,
+                "duration": 0.0,
+                "recent": 0,
+                "degraded": None,
+                "waiting": None,
+                "requests": [["www.rfi.fr", "200", 3], ["www.rfi.fr", "error", 1]],
+            },
         ],
         "written": ["/out/rfi-cn.atom"],
         "unchanged_files": [],
         "topics": [],
+        "feeds": {"rfi-cn": 50, "rfi-cn/中国": 20},
     }
+    assert json.loads(json.dumps(report.to_dict())) == report.to_dict()
     assert not report.failed
     assert RefreshReport(sources=(SourceReport("seeds", failure="gone"),)).failed

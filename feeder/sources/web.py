@@ -21,7 +21,7 @@ from feeder import __version__
 from feeder.config import Config
 from feeder.errors import FetchError, ParseError, PutOffError, RetryLater
 from feeder.http import Fetcher
-from feeder.models import Fetched, HostState, ParsedArticle, Problem, Progress, SourceReport
+from feeder.models import Fetched, ParsedArticle, Problem, Progress, SourceReport
 from feeder.normalize import normalize
 from feeder.parse import FieldsFound, RulesMissedError, decode_html, parse_feed, plain_text
 from feeder.politeness import FetchSettings
@@ -98,7 +98,8 @@ def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progres
     started = time.perf_counter()
     poll = _Poll(plan, config, store, now)
     hosts = store.hosts()
-    failure = asyncio.run(_run(poll, hosts, progress))
+    fetcher = Fetcher(plan.settings, hosts, now=lambda: now)
+    failure = asyncio.run(_run(poll, fetcher, progress))
     store.save_hosts(hosts)
     waiting = None
     if failure is not None and len(poll.put_off) == len(poll.problems):  # every feed was put off, none failed
@@ -114,13 +115,14 @@ def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progres
         duration=time.perf_counter() - started,
         degraded="; ".join(poll.degraded) or None,
         waiting=waiting,
+        requests=fetcher.requests.counted(),
     )
 
 
-async def _run(poll: _Poll, hosts: dict[str, HostState], progress: Progress | None) -> str | None:
+async def _run(poll: _Poll, fetcher: Fetcher, progress: Progress | None) -> str | None:
     """The poll itself; returns why the source failed as a whole, or None."""
     feeds = poll.plan.feeds
-    async with Fetcher(poll.plan.settings, hosts, now=lambda: poll.now) as fetcher:
+    async with fetcher:
         answers = await asyncio.gather(*(_fetch(fetcher, poll, url, poll.config.http.max_feed_bytes) for url in feeds))
         if all(answer is None for answer in answers):
             return "no feed could be read (see the errors)"
