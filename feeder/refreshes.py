@@ -1,5 +1,6 @@
 """A refresh as ``feeder refresh`` and the service both run it: one at a time per config (the refresh lock),
-recorded in status.json and metrics.prom; and the lines that tell how it went, and how its WebSub pings went."""
+recorded in status.json and fed to the metrics (metrics.prom follows); and the lines that tell how it went, and
+how its WebSub pings went."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from feeder import status, websub
 from feeder.archive import by_archive_folder
 from feeder.config import Config
 from feeder.locks import held
+from feeder.metrics import Metrics
 from feeder.models import Progress, RefreshReport
 from feeder.pipeline import refresh, state_database
 from feeder.store import Store
@@ -31,8 +33,10 @@ def refresh_once(
     *,
     progress: Progress | None = None,
     next_polls: Mapping[str, datetime | None] | None = None,
+    metrics: Metrics | None = None,
 ) -> RefreshReport:
-    """One refresh under the config's refresh lock, recorded in status.json and metrics.prom."""
+    """One refresh under the config's refresh lock, recorded in status.json and fed to ``metrics`` (the daemon's;
+    without one, a Metrics for this run alone, which writes metrics.prom all the same)."""
     with held(refresh_lock(config), wait=True, what="a refresh"), Store.open(state_database(config)) as store:
         report = refresh(config, store, now, progress=progress, sources=sources)
         entries = store.count_entries()
@@ -45,6 +49,7 @@ def refresh_once(
         configured=[s.name for s in config.sources],
     )
     status.save(config.state_dir, recorded)
+    (metrics or Metrics(config.state_dir)).observe_refresh(report)
     return report
 
 

@@ -30,6 +30,7 @@ from feeder.control import ControlServer
 from feeder.errors import ConfigError, ListenError, RefreshAbortedError
 from feeder.locks import held
 from feeder.memory import release_free_memory
+from feeder.metrics import Metrics
 from feeder.models import RefreshReport
 from feeder.notify import notify, watchdog_period
 from feeder.pipeline import state_database
@@ -53,16 +54,18 @@ def daemon_lock(config: Config) -> Path:
     return config.state_dir / "daemon.lock"
 
 
-async def announce(config: Config, topics: Sequence[str]) -> list[PingOutcome]:
-    """Tell the WebSub hubs which feed URLs changed and record how it went in the status."""
+async def announce(config: Config, topics: Sequence[str], metrics: Metrics | None = None) -> list[PingOutcome]:
+    """Tell the WebSub hubs which feed URLs changed, record how it went in the status and feed it to ``metrics``
+    (without one, a Metrics for this round alone, which writes metrics.prom all the same)."""
     outcomes = await websub.announce(config.websub, topics, user_agent=user_agent(config))
     if outcomes:
         status.record_pings(config.state_dir, outcomes, datetime.now(UTC))
+        (metrics or Metrics(config.state_dir)).observe_pings(outcomes)
     return outcomes
 
 
-async def _announce_and_log(config: Config, topics: Sequence[str]) -> None:
-    for ok, line in ping_lines(await announce(config, topics)):
+async def _announce_and_log(config: Config, topics: Sequence[str], metrics: Metrics) -> None:
+    for ok, line in ping_lines(await announce(config, topics, metrics)):
         (log.info if ok else log.warning)("%s", line)
 
 
@@ -72,6 +75,7 @@ class Service:
     def __init__(self, config: Config, *, schedule: bool = True, config_path: Path | None = None) -> None:
         self.config = config
         self.config_path = config_path
+        self.metrics = Metrics(config.state_dir)  # GET /metrics serves self.metrics.exposition()
         self.refresher = Refresher(self._refresh)
         self.schedule = Schedule(self.refresher, _intervals(config) if schedule else {})
         # a lambda, not the bound method: after a reload the new config's intervals apply
@@ -154,6 +158,7 @@ class Service:
             sources,
             progress=self._abort_when_stopping,
             next_polls=self.schedule.next_polls(),
+            metrics=self.metrics,
         )
         log_report(report)
         self._poll_again_if_recent(report)
@@ -166,7 +171,7 @@ class Service:
         """Ping the hubs in the loop, apart from the refresh: a slow or failing hub never holds up the next one."""
         if self._stop.is_set():
             return
-        task = asyncio.create_task(_announce_and_log(self.config, topics))
+        task = asyncio.create_task(_announce_and_log(self.config, topics, self.metrics))
         self._pings.add(task)
         task.add_done_callback(self._pings.discard)
 

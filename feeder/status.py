@@ -1,7 +1,8 @@
-"""What the last polls did, kept out of band: state_dir/status.json and a Prometheus text file.
+"""What the last polls did, kept out of band: state_dir/status.json (and websub.json for the hubs' pings).
 
 Errors are reported here and in the log, never as feed entries. The daemon
-and ``feeder refresh`` both record into the same file; ``feeder status`` reads it.
+and ``feeder refresh`` both record into the same file; ``feeder status`` reads
+it, and feeder.metrics exports it (the counters that outlive a restart).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from feeder.websub import PingOutcome, by_hub
 
 STATUS_FILE = "status.json"
 WEBSUB_FILE = "websub.json"
-METRICS_FILE = "metrics.prom"
 PROBLEMS_KEPT = 20
 
 Status = dict[str, Any]
@@ -48,8 +48,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetime) -> None:
-    """Keep, per hub, how its last round of WebSub pings went and how many pings it had in all; metrics.prom
-    follows."""
+    """Keep, per hub, how its last round of WebSub pings went and how many pings it had in all."""
     with _WRITING:
         _record_pings(state_dir, outcomes, now)
 
@@ -68,7 +67,6 @@ def _record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetim
             "failed_pings": int(before.get("failed_pings", 0)) + len(failed),
         }
     write_if_changed(state_dir / WEBSUB_FILE, (json.dumps(hubs, ensure_ascii=False, indent=2) + "\n").encode())
-    write_if_changed(state_dir / METRICS_FILE, metrics(load(state_dir)).encode())
 
 
 def record(
@@ -80,7 +78,8 @@ def record(
     entries: int,
     configured: Collection[str] | None = None,
 ) -> Status:
-    """The status after one refresh: the polled sources' figures replaced, the others' next poll times refreshed.
+    """The status after one refresh: the polled sources' figures replaced, the others' next poll times refreshed,
+    the feeds' entry counts replaced, and the last publish moved to ``started`` when the refresh wrote files.
 
     With ``configured`` (the config's source names), sources no longer configured are dropped and a
     configured source without a scheduled poll gets none.
@@ -92,8 +91,10 @@ def record(
     }
     for s in report.sources:
         before = sources.get(s.source, {})
+        succeeded = not s.failure and not s.waiting
         sources[s.source] = {
             "last_poll": _iso(started),
+            "last_success": _iso(started) if succeeded else before.get("last_success"),
             "duration_seconds": round(s.duration, 3),
             "new": s.new,
             "updated": s.updated,
@@ -106,125 +107,24 @@ def record(
             "waiting": s.waiting,
             "polls": int(before.get("polls", 0)) + 1,
             "failed_polls": int(before.get("failed_polls", 0)) + (1 if s.failure else 0),
+            "waiting_polls": int(before.get("waiting_polls", 0)) + (1 if s.waiting and not s.failure else 0),
         }
     scheduled = {name: next_polls.get(name) for name in configured} if configured is not None else next_polls
     for name, moment in scheduled.items():
         sources.setdefault(name, {})["next_poll"] = _iso(moment) if moment else None
-    return {"updated": _iso(started), "entries": entries, "sources": dict(sorted(sources.items()))}
+    return {
+        "updated": _iso(started),
+        "entries": entries,
+        "last_publish": _iso(started) if report.written else previous.get("last_publish"),
+        "feeds": dict(report.feeds),
+        "sources": dict(sorted(sources.items())),
+    }
 
 
 def save(state_dir: Path, status: Status) -> None:
-    """Write status.json and metrics.prom (which also gives the WebSub hubs' figures) atomically."""
+    """Write status.json atomically."""
     with _WRITING:
         write_if_changed(state_dir / STATUS_FILE, (json.dumps(status, ensure_ascii=False, indent=2) + "\n").encode())
-        hubs = _read_json(state_dir / WEBSUB_FILE)
-        write_if_changed(state_dir / METRICS_FILE, metrics({**status, "websub": hubs} if hubs else status).encode())
-
-
-def metrics(status: Status) -> str:
-    """Prometheus text exposition format, for node_exporter's textfile collector."""
-    families: dict[str, tuple[str, str, list[str]]] = {}
-
-    def sample(name: str, kind: str, help_text: str, labels: str, value: float) -> None:
-        number = str(int(value)) if float(value).is_integer() else repr(float(value))
-        families.setdefault(name, (kind, help_text, []))[2].append(f"{name}{{{labels}}} {number}")
-
-    for source, values in status.get("sources", {}).items():
-        label = f'source="{source}"'
-        if "last_poll" in values:
-            sample(
-                "feeder_source_last_poll_timestamp_seconds",
-                "gauge",
-                "Start of the last poll.",
-                label,
-                _epoch(values["last_poll"]),
-            )
-            sample(
-                "feeder_source_last_poll_duration_seconds",
-                "gauge",
-                "Duration of the last poll.",
-                label,
-                values["duration_seconds"],
-            )
-            for kind in ("new", "updated", "unchanged", "skipped"):
-                sample(
-                    "feeder_source_last_poll_entries",
-                    "gauge",
-                    "Entries seen by the last poll, by outcome.",
-                    f'{label},outcome="{kind}"',
-                    values[kind],
-                )
-            sample(
-                "feeder_source_last_poll_errors",
-                "gauge",
-                "Inputs the last poll could not use.",
-                label,
-                values["errors"],
-            )
-            sample(
-                "feeder_source_up",
-                "gauge",
-                "1 if the last poll reached the source.",
-                label,
-                0 if values["failure"] else 1,
-            )
-            sample(
-                "feeder_source_degraded",
-                "gauge",
-                "1 if the source answered but looks broken (no items any more, empty article bodies).",
-                label,
-                1 if values.get("degraded") else 0,
-            )
-            sample("feeder_source_polls_total", "counter", "Polls since the state was created.", label, values["polls"])
-            sample(
-                "feeder_source_failed_polls_total",
-                "counter",
-                "Polls that could not reach the source.",
-                label,
-                values["failed_polls"],
-            )
-        if values.get("next_poll"):
-            sample(
-                "feeder_source_next_poll_timestamp_seconds",
-                "gauge",
-                "When the next poll is scheduled.",
-                label,
-                _epoch(values["next_poll"]),
-            )
-    for hub, values in status.get("websub", {}).items():
-        label = f'hub="{_label(hub)}"'
-        sample(
-            "feeder_websub_last_ping_timestamp_seconds",
-            "gauge",
-            "When the hub was last pinged.",
-            label,
-            _epoch(values["last_ping"]),
-        )
-        sample("feeder_websub_up", "gauge", "1 if every ping of the hub's last round succeeded.", label, values["ok"])
-        sample(
-            "feeder_websub_pings_total",
-            "counter",
-            "Pings sent to the hub, by outcome.",
-            f'{label},outcome="ok"',
-            values["pings"] - values["failed_pings"],
-        )
-        sample(
-            "feeder_websub_pings_total",
-            "counter",
-            "Pings sent to the hub, by outcome.",
-            f'{label},outcome="failed"',
-            values["failed_pings"],
-        )
-    lines: list[str] = []
-    for name, (kind, help_text, samples) in families.items():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
-    if "entries" in status:
-        lines += [
-            "# HELP feeder_entries Entries in the state database.",
-            "# TYPE feeder_entries gauge",
-            f"feeder_entries {status['entries']}",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def describe(status: Status) -> list[str]:
@@ -261,14 +161,5 @@ def describe(status: Status) -> list[str]:
     return lines
 
 
-def _label(value: str) -> str:
-    """A Prometheus label value: backslash, double quote and line feed escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _epoch(iso: str) -> float:
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S%z").timestamp()

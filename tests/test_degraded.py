@@ -13,10 +13,12 @@ import pytest
 
 from feeder import status
 from feeder.config import Config, parse_config
+from feeder.metrics import persisted_exposition
 from feeder.models import RefreshReport
 from feeder.pipeline import refresh
 from feeder.store import Store
 from tests.builders import NOW, config_text, seed_text, seeds_folder, write_seed
+from tests.prom import key, samples
 
 DATA = Path(__file__).parent / "data" / "rfi"
 
@@ -31,13 +33,13 @@ def test_a_seeds_folder_that_empties_is_degraded_until_files_come_back(config: C
     path.unlink()
     current = record(config, refresh(config, store, NOW), {"sources": {}})
     assert current["sources"]["seeds"]["degraded"] == "the folder holds no seed files any more (it held 1)"
-    assert 'feeder_source_degraded{source="seeds"} 1' in status.metrics(current)
+    assert samples(persisted_exposition(current))[key("feeder_source_degraded", source="seeds")] == 1
     assert "  DEGRADED: the folder holds no seed files any more (it held 1)" in status.describe(current)
     assert refresh(config, store, NOW).sources[0].degraded is not None  # still empty: still flagged
     write_seed(seeds_folder(config), "002.txt", seed_text())
     current = record(config, refresh(config, store, NOW), current)
     assert current["sources"]["seeds"]["degraded"] is None
-    assert 'feeder_source_degraded{source="seeds"} 0' in status.metrics(current)
+    assert samples(persisted_exposition(current))[key("feeder_source_degraded", source="seeds")] == 0
 
 
 class _Site(BaseHTTPRequestHandler):

@@ -38,6 +38,7 @@ from feeder.models import SeedFile
 from feeder.sources.reading import ReadRules, article_from_seed
 from feeder.sources.seeds import site_rules
 from tests.builders import CHILD_ENV, NOW, config_text, free_port, run_feeder, seed_text, write_seed
+from tests.prom import key, samples
 
 pytestmark = pytest.mark.e2e
 
@@ -742,9 +743,11 @@ def test_status_and_metrics_of_the_running_daemon(tmp_path: Path, launch: Callab
     assert (seeds["new"], seeds["errors"], seeds["failure"]) == (3, 0, None)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", seeds["next_poll"])
 
-    metrics = (site.state / "metrics.prom").read_text(encoding="utf-8").splitlines()
-    assert 'feeder_source_up{source="seeds"} 1' in metrics
-    assert "feeder_entries 3" in metrics
+    metrics = samples((site.state / "metrics.prom").read_text(encoding="utf-8"))
+    assert metrics[key("feeder_source_up", source="seeds")] == 1
+    assert metrics[key("feeder_source_polls_total", source="seeds", outcome="ok")] >= 1
+    assert metrics[key("feeder_source_next_poll_timestamp_seconds", source="seeds")] > time.time()
+    assert metrics[key("feeder_entries")] == 3
 
 
 # A slow poll ---------------------------------------------------------------------------------------------------

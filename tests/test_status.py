@@ -1,10 +1,9 @@
-"""feeder.status: recording polls, status.json round trips, the Prometheus text file and `feeder status` lines."""
+"""feeder.status: recording polls, status.json round trips and `feeder status` lines (its metrics: test_metrics)."""
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from feeder.models import Problem, RefreshReport, SourceReport
 from tests.builders import NOW
 
 NEXT = NOW + timedelta(minutes=1)
-NOW_EPOCH = 1_768_478_400
-NEXT_EPOCH = NOW_EPOCH + 60
 
 SEEDS = SourceReport(
     source="seeds",
@@ -44,9 +41,12 @@ def test_record_from_an_empty_status() -> None:
     assert first_status() == {
         "updated": "2026-01-15T12:00:00Z",
         "entries": 7,
+        "last_publish": None,
+        "feeds": {},
         "sources": {
             "rfi": {
                 "last_poll": "2026-01-15T12:00:00Z",
+                "last_success": None,
                 "duration_seconds": 0.5,
                 "new": 0,
                 "updated": 0,
@@ -59,10 +59,12 @@ def test_record_from_an_empty_status() -> None:
                 "waiting": None,
                 "polls": 1,
                 "failed_polls": 1,
+                "waiting_polls": 0,
                 "next_poll": None,
             },
             "seeds": {
                 "last_poll": "2026-01-15T12:00:00Z",
+                "last_success": "2026-01-15T12:00:00Z",
                 "duration_seconds": 1.235,
                 "new": 2,
                 "updated": 1,
@@ -75,6 +77,7 @@ def test_record_from_an_empty_status() -> None:
                 "waiting": None,
                 "polls": 1,
                 "failed_polls": 0,
+                "waiting_polls": 0,
                 "next_poll": "2026-01-15T12:01:00Z",
             },
         },
@@ -118,6 +121,25 @@ def test_record_from_a_previous_status_counts_polls_and_keeps_the_others() -> No
     assert third["sources"]["seeds"]["next_poll"] is None
 
 
+def test_record_keeps_the_last_success_and_publish_and_counts_polls_put_off() -> None:
+    written = RefreshReport(sources=(SEEDS,), written=(Path("/out/a.atom"),), feeds=(("a", 3),))
+    first = status.record({"sources": {}}, written, started=NOW, next_polls={}, entries=3)
+    assert (first["last_publish"], first["feeds"]) == ("2026-01-15T12:00:00Z", {"a": 3})
+    later = NOW + timedelta(minutes=5)
+    report = RefreshReport(
+        sources=(SourceReport("seeds", failure="folder missing"), SourceReport("rfi", waiting="asked to wait")),
+        feeds=(("a", 3), ("a/中国", 0)),
+    )
+    second = status.record(first, report, started=later, next_polls={}, entries=3)
+    assert second["last_publish"] == "2026-01-15T12:00:00Z"  # nothing written this time
+    assert second["feeds"] == {"a": 3, "a/中国": 0}
+    seeds, rfi = second["sources"]["seeds"], second["sources"]["rfi"]
+    assert (seeds["last_poll"], seeds["last_success"]) == ("2026-01-15T12:05:00Z", "2026-01-15T12:00:00Z")
+    assert (seeds["polls"], seeds["failed_polls"], seeds["waiting_polls"]) == (2, 1, 0)
+    assert rfi["last_success"] is None  # put off: it asked nothing, so it read nothing
+    assert (rfi["polls"], rfi["failed_polls"], rfi["waiting_polls"]) == (1, 0, 1)
+
+
 def test_record_caps_the_problems_kept_but_counts_them_all() -> None:
     problems = tuple(Problem(f"seeds/{i:02}.txt", f"reason {i}") for i in range(status.PROBLEMS_KEPT + 5))
     report = RefreshReport(sources=(SourceReport(source="seeds", skipped=25, problems=problems),))
@@ -134,7 +156,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     recorded = first_status()
     status.save(state, recorded)
     assert status.load(state) == recorded
-    assert (state / status.METRICS_FILE).read_text(encoding="utf-8") == status.metrics(recorded)
+    assert sorted(path.name for path in state.iterdir()) == [status.STATUS_FILE]  # metrics.prom: feeder.metrics
     chinese = status.record(
         recorded,
         RefreshReport(sources=(SourceReport(source="seeds", problems=(Problem("中文.txt", "没有标题"),)),)),
@@ -159,96 +181,6 @@ def test_load_of_a_missing_file_gives_an_empty_status(tmp_path: Path) -> None:
 def test_load_of_a_corrupt_file_gives_an_empty_status(tmp_path: Path, content: bytes) -> None:
     (tmp_path / status.STATUS_FILE).write_bytes(content)
     assert status.load(tmp_path) == {"sources": {}}
-
-
-# --- Prometheus text format ----------------------------------------------------------------------------------------
-
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
-SAMPLE = re.compile(
-    rf"^(?P<name>{NAME})(?:\{{(?P<labels>{LABEL}(?:,{LABEL})*)\}})? "
-    r"(?P<value>-?(?:[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|\+Inf|-Inf))$"
-)
-HELP = re.compile(rf"^# HELP (?P<name>{NAME}) \S.*$")
-TYPE = re.compile(rf"^# TYPE (?P<name>{NAME}) (?P<kind>counter|gauge|histogram|summary|untyped)$")
-
-
-def parse_prometheus(text: str) -> dict[tuple[str, str], str]:
-    """Check the exposition format line by line; the samples as {(name, labels): value text}."""
-    assert text.endswith("\n")
-    samples: dict[tuple[str, str], str] = {}
-    helped: set[str] = set()
-    typed: dict[str, str] = {}
-    finished: set[str] = set()  # families whose samples are over: they must not come back
-    current = ""
-    for line in text.splitlines():
-        if not line:
-            continue  # the format ignores empty lines
-        if help_line := HELP.match(line):
-            name = help_line["name"]
-            assert name not in helped, f"second HELP for {name}"
-            helped.add(name)
-        elif type_line := TYPE.match(line):
-            name = type_line["name"]
-            assert name not in typed, f"second TYPE for {name}"
-            assert name in helped, f"TYPE before HELP for {name}"
-            typed[name] = type_line["kind"]
-        else:
-            sample = SAMPLE.match(line)
-            assert sample, f"not a sample line: {line!r}"
-            name = sample["name"]
-            assert name in helped, f"{name} sample before its HELP"
-            assert name in typed, f"{name} sample before its TYPE"
-            assert name not in finished, f"{name} samples are not grouped"
-            if name != current:
-                finished.add(current)
-                current = name
-            key = (name, sample["labels"] or "")
-            assert key not in samples, f"duplicate sample {key}"
-            samples[key] = sample["value"]
-            if typed[name] == "counter":
-                assert name.endswith("_total")
-    return samples
-
-
-def test_metrics_is_prometheus_text_format() -> None:
-    recorded = first_status()
-    recorded["sources"]["later"] = {"next_poll": "2026-01-15T12:01:00Z"}  # scheduled, never polled
-    samples = parse_prometheus(status.metrics(recorded))
-    seeds, rfi, later = 'source="seeds"', 'source="rfi"', 'source="later"'
-    assert samples[("feeder_source_last_poll_timestamp_seconds", seeds)] == str(NOW_EPOCH)
-    assert samples[("feeder_source_next_poll_timestamp_seconds", seeds)] == str(NEXT_EPOCH)
-    assert samples[("feeder_source_next_poll_timestamp_seconds", later)] == str(NEXT_EPOCH)
-    assert ("feeder_source_next_poll_timestamp_seconds", rfi) not in samples  # none scheduled
-    assert ("feeder_source_last_poll_timestamp_seconds", later) not in samples
-    assert samples[("feeder_source_last_poll_duration_seconds", seeds)] == "1.235"
-    assert samples[("feeder_source_last_poll_duration_seconds", rfi)] == "0.5"
-    assert samples[("feeder_source_last_poll_entries", f'{seeds},outcome="new"')] == "2"
-    assert samples[("feeder_source_last_poll_entries", f'{seeds},outcome="updated"')] == "1"
-    assert samples[("feeder_source_last_poll_entries", f'{seeds},outcome="unchanged"')] == "3"
-    assert samples[("feeder_source_last_poll_entries", f'{seeds},outcome="skipped"')] == "1"
-    assert samples[("feeder_source_last_poll_errors", seeds)] == "1"
-    assert samples[("feeder_source_up", seeds)] == "1"
-    assert samples[("feeder_source_up", rfi)] == "0"
-    assert samples[("feeder_source_polls_total", rfi)] == "1"
-    assert samples[("feeder_source_failed_polls_total", rfi)] == "1"
-    assert samples[("feeder_source_failed_polls_total", seeds)] == "0"
-    assert samples[("feeder_entries", "")] == "7"
-    for (name, _), value in samples.items():
-        if name.endswith("_timestamp_seconds"):
-            assert re.fullmatch(r"[0-9]{10}", value), f"{name} {value}: not a full integer"
-        assert "e" not in value.lower(), f"{name} {value}: exponent notation"
-
-
-def test_metrics_keeps_integer_timestamps_far_in_the_future() -> None:
-    recorded = {"sources": {"s": {"next_poll": "2286-11-20T17:46:40Z"}}}
-    samples = parse_prometheus(status.metrics(recorded))
-    assert samples[("feeder_source_next_poll_timestamp_seconds", 'source="s"')] == "10000000000"
-
-
-def test_metrics_of_an_empty_status_has_no_samples() -> None:
-    assert parse_prometheus(status.metrics({"sources": {}})) == {}
-    assert parse_prometheus(status.metrics({"sources": {}, "entries": 0})) == {("feeder_entries", ""): "0"}
 
 
 # --- feeder status ---------------------------------------------------------------------------------------------------
@@ -301,7 +233,6 @@ def test_entries_of_the_wrong_shape_are_dropped_on_load(tmp_path: Path) -> None:
     loaded = status.load(tmp_path)
     assert loaded["sources"] == {"b": {"polls": 2}}
     assert status.describe(loaded)  # no crash on what is left
-    assert status.metrics(loaded).endswith("\n")
 
 
 def test_with_the_configured_sources_removed_ones_go_and_unscheduled_ones_get_no_next_poll() -> None:

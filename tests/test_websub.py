@@ -21,6 +21,7 @@ from feeder import websub
 from feeder.config import WebSubConfig
 from feeder.status import load
 from tests.builders import free_port, run_feeder, seed_text, write_seed
+from tests.prom import key, samples
 from tests.test_service import Daemon, Site, add_article, launch, make_site, wait_until
 
 __all__ = ["launch"]  # the daemon fixture, used below
@@ -200,9 +201,10 @@ def test_feeds_are_published_while_the_hub_is_down_and_status_says_so(tmp_path: 
     status = run_feeder(site.config, "status").stdout
     assert f"websub {down}: last ping " in status
     assert "about 6 feed URLs: 6 of 6 failed (ConnectError" in status
-    metrics = (site.state / "metrics.prom").read_text(encoding="utf-8")
-    assert f'feeder_websub_up{{hub="{down}"}} 0' in metrics
-    assert f'feeder_websub_pings_total{{hub="{down}",outcome="failed"}} 6' in metrics
+    metrics = samples((site.state / "metrics.prom").read_text(encoding="utf-8"))
+    assert metrics[key("feeder_websub_up", hub=down)] == 0
+    assert metrics[key("feeder_websub_pings_total", hub=down, outcome="failed")] == 6
+    assert metrics[key("feeder_websub_pings_total", hub=down, outcome="ok")] == 0
 
 
 # With the daemon -----------------------------------------------------------------------------------------------
