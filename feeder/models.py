@@ -265,7 +265,7 @@ class RefreshReport:
         return any(s.failure for s in self.sources)
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready data (what the control socket sends back)."""
+        """Plain JSON-ready data (what the control API answers for a finished refresh)."""
         return {
             "sources": [
                 {**dataclasses.asdict(s), "problems": [dataclasses.asdict(p) for p in s.problems]} for s in self.sources
