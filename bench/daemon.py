@@ -4,9 +4,9 @@ Run with `python -m bench --only daemon` (or `python -m bench.daemon --cycles N`
 child process on a temporary config: a free port on 127.0.0.1, temporary state and output folders, one seeds
 source over 200 synthetic seed files (bench/corpus.py) with a one-day interval, so only our requests refresh.
 Each cycle rewrites one seed file in place as a newer version of its article (scrape time later than any in
-the corpus, one more paragraph), asks the daemon for a refresh over its control socket (one JSON line in, one out)
-and waits for the answer, so the refresh really ingests the file and renders and publishes the feeds again;
-then it reads the PSS of the daemon's process tree.
+the corpus, one more paragraph), asks the daemon for a refresh over its control API (POST /api/refresh, then
+GET /api/refresh/ID until it is done, as `feeder refresh` does) and waits for the report, so the refresh really
+ingests the file and renders and publishes the feeds again; then it reads the PSS of the daemon's process tree.
 
 A leak grows with cycles, not with time, so the floor is the PSS after the first cycle and the figure what the
 daemon holds at the end (the lowest reading of the last 50 cycles: a reading can also catch buffers about to be
@@ -20,11 +20,9 @@ refresh does: a cycle then checks that the feed changed rather than that its own
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,9 @@ from typing import Any
 
 from bench.common import Figure, Samples, free_port, print_table, tree_pss_kb
 from bench.corpus import write_corpus
+from feeder.config import load_config
+from feeder.control import Client, connect
+from feeder.errors import ControlError
 
 SEED_FILES = 200
 CYCLES = 1000
@@ -58,11 +59,12 @@ STAMP = re.compile(rb"\A<!--(\d+)-->")
 
 
 def write_config(folder: Path, port: int) -> Path:
-    """A config with one seeds source polled once a day and one feed (with its section feeds) over it."""
+    """A config with one seeds source polled once a day and one feed (with its section feeds) over it; the
+    control API on another free port."""
     path = folder / "config.yaml"
     path.write_text(
         f"output_dir: public\nstate_dir: state\nbase_url: http://127.0.0.1:{port}/\n"
-        f"server: {{host: 127.0.0.1, port: {port}}}\n"
+        f"server: {{host: 127.0.0.1, port: {port}}}\ncontrol: {{port: {free_port()}}}\n"
         "sources: [{name: seeds, kind: seeds, path: seeds, interval: 1d}]\n"
         "feeds: [{name: rfi-cn, title: RFI 中文, sources: [seeds]}]\n",
         encoding="utf-8",
@@ -101,38 +103,26 @@ def stop(daemon: subprocess.Popen[bytes]) -> int | None:
         return None
 
 
-def request(state_dir: Path, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """One control-socket exchange: the message and the token as one JSON line, one JSON line back."""
-    token = (state_dir / "control.token").read_text(encoding="utf-8").strip()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(state_dir / "control.sock"))
-        sock.sendall(json.dumps({**message, "token": token}).encode() + b"\n")
-        with sock.makefile("rb") as reply:
-            answer: dict[str, Any] = json.loads(reply.readline())
-    if "error" in answer:
-        raise RuntimeError(f"the daemon refused {message['command']!r}: {answer['error']}")
-    return answer
-
-
-def wait_ready(daemon: subprocess.Popen[bytes], state_dir: Path, log: Path) -> None:
-    """Until the control socket answers a status request."""
+def wait_ready(daemon: subprocess.Popen[bytes], config: Path, log: Path) -> Client:
+    """Until the control API answers a status request; a client of it."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             raise RuntimeError(f"the daemon exited with {daemon.returncode}:\n{tail(log)}")
         try:
-            request(state_dir, {"command": "status"}, timeout=5)
-        except (OSError, ValueError):
-            time.sleep(0.1)
-        else:
-            return
-    raise RuntimeError(f"the daemon's control socket did not answer in {READY_TIMEOUT:.0f} s:\n{tail(log)}")
+            client = connect(load_config(config), wait=READY_TIMEOUT)
+            if client is not None:
+                client.status()
+                return client
+        except ControlError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the daemon's control API did not answer in {READY_TIMEOUT:.0f} s:\n{tail(log)}")
 
 
-def refresh(state_dir: Path) -> dict[str, Any]:
-    """A refresh of the seeds source through the control socket; its report, checked to have taken the change."""
-    report: dict[str, Any] = request(state_dir, {"command": "refresh", "sources": ["seeds"]}, REFRESH_TIMEOUT)["report"]
+def refresh(client: Client, sources: tuple[str, ...] = ("seeds",)) -> dict[str, Any]:
+    """A refresh through the control API; its report, checked to have gone well."""
+    report = client.refresh(sources, REFRESH_TIMEOUT)
     source = report["sources"][0]
     if source["failure"] or source["problems"]:
         raise RuntimeError(f"the refresh went wrong: {source['failure'] or source['problems'][:3]}")
@@ -180,20 +170,20 @@ class Cycles:
     seconds: list[float]
 
 
-def run_cycles(daemon_pid: int, state_dir: Path, files: list[Path], cycles: int) -> Cycles:
+def run_cycles(daemon_pid: int, client: Client, files: list[Path], cycles: int) -> Cycles:
     originals = {path: path.read_bytes() for path in files}
     base_time = time.time() - PAST
     base_ms = scrape_times(originals) + DAY_MS
     pss: list[int] = []
     seconds: list[float] = []
     started = time.monotonic()
-    feed = state_dir.parent / "public" / "rfi-cn.atom"
+    feed = files[0].parent.parent / "public" / "rfi-cn.atom"
     for cycle in range(1, cycles + 1):
         path = files[cycle % len(files)]
         published = feed.read_bytes()
         rewrite(path, newer_version(originals[path], cycle, base_ms), cycle, base_time)
         before = time.perf_counter()
-        report = refresh(state_dir)
+        report = refresh(client)
         seconds.append(time.perf_counter() - before)
         if feed.read_bytes() == published:
             raise RuntimeError(f"cycle {cycle}: no refresh took the change of {path.name}: {report['sources'][0]}")
@@ -262,13 +252,13 @@ def figures(cycles: int) -> list[Figure]:
         write_corpus(folder / "seeds", SEED_FILES)
         files = sorted((folder / "seeds").glob("*.txt"))
         age_files(files, PAST)
-        config, log, state_dir = write_config(folder, free_port()), folder / "daemon.log", folder / "state"
+        config, log = write_config(folder, free_port()), folder / "daemon.log"
         with running_daemon(config, log) as daemon:
-            wait_ready(daemon, state_dir, log)
-            request(state_dir, {"command": "refresh"}, REFRESH_TIMEOUT)  # the start's own refresh is done after it
+            client = wait_ready(daemon, config, log)
+            client.refresh((), REFRESH_TIMEOUT)  # the start's own refresh is done after it
             start_mb = tree_pss_kb(daemon.pid) / 1024
             print(f"daemon: pid {daemon.pid}, {len(files)} seed files, PSS after the start's refresh {start_mb:.1f} MB")
-            result = run_cycles(daemon.pid, state_dir, files, cycles)
+            result = run_cycles(daemon.pid, client, files, cycles)
             exit_code = stop(daemon)
     show(result)
     return [figure(result, exit_code)]

@@ -22,7 +22,6 @@ from bench.daemon import (
     REFRESH_TIMEOUT,
     age_files,
     newer_version,
-    request,
     running_daemon,
     scrape_times,
     wait_ready,
@@ -43,11 +42,10 @@ def figures(rounds: int = ROUNDS) -> list[Figure]:
         write_corpus(seeds, SEED_FILES)
         files = sorted(seeds.glob("*.txt"))
         age_files(files, PAST)
-        config, log, state_dir = write_config(folder, free_port()), folder / "daemon.log", folder / "state"
+        config, log = write_config(folder, free_port()), folder / "daemon.log"
         feed = folder / "public" / "rfi-cn.atom"
         with running_daemon(config, log) as daemon:
-            wait_ready(daemon, state_dir, log)
-            request(state_dir, {"command": "refresh"}, REFRESH_TIMEOUT)  # the start's own refresh is done after it
+            wait_ready(daemon, config, log).refresh((), REFRESH_TIMEOUT)  # the start's own refresh is done after it
             samples = measure(seeds, files, feed, rounds)
     samples.show("freshness", "s")
     values = [v for name in samples.values for v in samples.values[name]]

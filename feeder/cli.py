@@ -24,7 +24,7 @@ import click
 from feeder import __version__, status
 from feeder.archive import by_archive_folder
 from feeder.config import DEFAULT_CONFIG, Config, load_config
-from feeder.control import call
+from feeder.control import connect
 from feeder.errors import FeederError
 from feeder.models import Problem, Progress
 from feeder.pipeline import check_seeds
@@ -108,11 +108,10 @@ def refresh_command(config_path: Path, sources: tuple[str, ...]) -> None:
     unknown = sorted(set(sources) - {s.name for s in config.sources})
     if unknown:
         raise click.BadParameter(f"unknown source(s): {', '.join(unknown)}", param_hint="--source")
-    request = {"command": "refresh", "sources": list(sources) or None}
-    reply = call(config.state_dir, request, timeout=REFRESH_TIMEOUT)
-    if reply is not None:
+    daemon = connect(config)
+    if daemon is not None:
+        report = daemon.refresh(sources, timeout=REFRESH_TIMEOUT)
         click.echo("refreshed by the running daemon")
-        report = reply["report"]
         _print_report(report)
     else:
         with _progress_bar() as progress:
@@ -131,8 +130,8 @@ def refresh_command(config_path: Path, sources: tuple[str, ...]) -> None:
 def status_command(config_path: Path, as_json: bool) -> None:
     """What the last poll of each source did, and when the next one is due."""
     config = load_config(config_path)
-    reply = call(config.state_dir, {"command": "status"}, timeout=10)
-    current = reply["status"] if reply is not None else status.load(config.state_dir)
+    daemon = connect(config)
+    current = daemon.status() if daemon is not None else status.load(config.state_dir)
     if as_json:
         click.echo(json.dumps(current, ensure_ascii=False, indent=2))
         return
@@ -259,7 +258,7 @@ def _configure_logging(debug: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
-    for chatty in ("apscheduler", "httpx2"):  # a line per job run, per request: feeder logs what matters itself
+    for chatty in ("apscheduler", "httpx2", "uvicorn"):  # a line per job run, per request: feeder logs what matters
         logging.getLogger(chatty).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 

@@ -7,6 +7,8 @@ a ConfigError whose lines each name the file, the line, the key path and the pro
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -90,6 +92,21 @@ class _Strict(BaseModel):
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+
+
+def _check_listen_host(value: str) -> str:
+    """An IP address or a host name to listen on (no scheme, port or path)."""
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(value))
+    return _check_host(value)
+
+
+class ControlConfig(_Strict):
+    """The control API and status page (feeder/api.py): keep it on loopback; every /api/ request needs the token."""
+
+    host: Annotated[str, AfterValidator(_check_listen_host)] = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    token_file: ConfigPath | None = None  # unset: state_dir/control.token (Config.token_file)
 
 
 class SeedsSource(_Strict):
@@ -181,6 +198,7 @@ class Config(_Strict):
     state_dir: ConfigPath
     base_url: Annotated[str, AfterValidator(_check_base_url)]
     server: ServerConfig = ServerConfig()
+    control: ControlConfig = ControlConfig()
     allowed_hosts: tuple[Host, ...] = ()
     """Hosts articles of any source may be on, on top of each source's own."""
     sites_dir: ConfigPath = Field(default=Path("sites"), validate_default=True)
@@ -197,6 +215,11 @@ class Config(_Strict):
 
     def site(self, name: str) -> SiteRules:
         return self._sites[name]
+
+    @property
+    def token_file(self) -> Path:
+        """Where the control API's token is kept (created, mode 0600, when missing)."""
+        return self.control.token_file or self.state_dir / "control.token"
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         """How often a feed can change: the shortest interval of its sources."""
@@ -228,6 +251,8 @@ def _cross_problems(config: Config) -> Iterator[tuple[tuple[str | int, ...], str
         for index, name in enumerate(names):
             if name in names[:index]:
                 yield (key, index, "name"), f"duplicate name {name!r}"
+    if config.control.port == config.server.port:
+        yield ("control", "port"), f"must differ from server.port ({config.server.port})"
     yield from _variant_problems(config.feeds)
     known = {s.name for s in config.sources}
     for index, feed in enumerate(config.feeds):

@@ -1,141 +1,166 @@
-"""The control socket: how ``feeder refresh`` and ``feeder status`` reach a running daemon.
+"""The control token, and how ``feeder refresh`` and ``feeder status`` reach a running daemon's control API.
 
-A Unix socket in the state folder (mode 0600), never a TCP port, plus a token
-file only the service user can read; the token is compared in constant time.
-One JSON line in, one JSON line out.
+The daemon serves the API (feeder/api.py) on ``control.host:control.port``, loopback by default. Every /api/
+request carries the token kept in ``control.token_file`` (default state_dir/control.token): created with mode
+0600 when missing, reused when present, so a browser tab or a script keeps working across restarts. The client
+here speaks HTTP with the standard library's http.client, and only to a daemon that runs: one holds the
+config's daemon lock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hmac
+import http.client
 import json
 import logging
 import os
 import secrets
-import socket
-from collections.abc import Awaitable, Callable
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from feeder.errors import FeederError
+from feeder.config import Config
+from feeder.errors import ConfigError, ControlError
+from feeder.locks import DAEMON_LOCK, taken
 
 log = logging.getLogger(__name__)
 
-SOCKET_FILE = "control.sock"
-TOKEN_FILE = "control.token"  # noqa: S105 - a file name, not a secret
-MAX_REQUEST_BYTES = 64 * 1024
-
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class ControlError(FeederError):
-    """The daemon could not be reached properly, or refused or failed the request."""
-
-    exit_code = 9
+START_WAIT = 30.0
+"""How long a daemon that holds its lock but does not answer yet (it is starting) is waited for."""
+WAIT = 10
+"""Seconds each GET /api/refresh/ID?wait= may hold its answer until the refresh has finished."""
+UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - an address to connect to, not to bind
 
 
-def create_token(state_dir: Path) -> str:
-    """A new random token in state_dir/control.token, readable by this user only."""
-    path = state_dir / TOKEN_FILE
-    token = secrets.token_hex(32)
-    temporary = path.with_name(f".{TOKEN_FILE}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    temporary.replace(path)
+def load_token(path: Path) -> str:
+    """The token in ``path``; a new random one, written there with mode 0600, when the file is missing or empty."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        token, mode = "", 0
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the control token: {e.strerror or e}") from e
+    if not token:
+        return _create_token(path)
+    if stat.S_IMODE(mode) & 0o077:
+        log.warning("%s: the control token is readable by others than its owner (chmod 600 it)", path)
     return token
 
 
-class ControlServer:
-    """Accepts authenticated requests on the Unix socket and hands them to ``handler``."""
-
-    def __init__(self, state_dir: Path, handler: Handler) -> None:
-        self.state_dir = state_dir
-        self.path = state_dir / SOCKET_FILE
-        self._handler = handler
-        self._token = ""
-        self._server: asyncio.AbstractServer | None = None
-
-    async def start(self) -> None:
-        self._token = create_token(self.state_dir)
-        self.path.unlink(missing_ok=True)  # a stale socket from a killed daemon; the daemon lock is ours
-        old_umask = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_REQUEST_BYTES)
-        finally:
-            os.umask(old_umask)
-
-    async def stop(self) -> None:
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
-        self.path.unlink(missing_ok=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), timeout=10)
-            request = json.loads(line)
-        except (TimeoutError, ValueError, asyncio.LimitOverrunError):
-            reply: dict[str, Any] = {"error": "malformed request"}
-        else:
-            reply = await self._answer(request)
-        with contextlib.suppress(ConnectionError):
-            writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
-            await writer.drain()
-            writer.close()
-
-    async def _answer(self, request: object) -> dict[str, Any]:
-        if not isinstance(request, dict) or not hmac.compare_digest(
-            str(request.get("token", "")).encode(), self._token.encode()
-        ):
-            return {"error": "unauthorized"}
-        try:
-            return await self._handler(request)
-        except Exception as e:
-            log.exception("control request %r failed", request.get("command"))
-            return {"error": f"internal error: {type(e).__name__}: {e}"}
-
-
-def call(state_dir: Path, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-    """Send a request to the daemon of this state folder; None when no daemon is listening."""
-    path = state_dir / SOCKET_FILE
+def _create_token(path: Path) -> str:
+    token = secrets.token_hex(32)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        token = (state_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(token + "\n")
+        temporary.replace(path)
     except OSError as e:
-        raise ControlError(f"{state_dir / TOKEN_FILE}: cannot read the control token: {e.strerror}") from e
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
+        raise ConfigError(f"{path}: cannot write the control token: {e.strerror or e}") from e
+    return token
+
+
+def connect(config: Config, wait: float = START_WAIT) -> Client | None:
+    """A client of the daemon that runs for this config, once its API answers; None when no daemon runs."""
+    lock = config.state_dir / DAEMON_LOCK
+    deadline = time.monotonic() + wait
+    host = UNSPECIFIED.get(config.control.host, config.control.host)
+    while taken(lock):
+        token = _read_token(config.token_file)
+        client = Client(host, config.control.port, token, config.token_file) if token else None
+        if client is not None and client.listening():
+            return client
+        if time.monotonic() > deadline:
+            raise ControlError(
+                f"a daemon runs for this config ({lock}), but its control API on {host}:{config.control.port} "
+                f"does not answer"
+            )
+        time.sleep(0.1)
+    return None
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""  # the daemon has not written it yet
+    except OSError as e:
+        raise ControlError(f"{path}: cannot read the control token: {e.strerror or e}") from e
+
+
+@dataclass(frozen=True)
+class Client:
+    """The control API of one running daemon."""
+
+    host: str
+    port: int
+    token: str
+    token_file: Path
+    timeout: float = 30.0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def listening(self) -> bool:
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            return None
-        except OSError as e:
-            raise ControlError(f"{path}: cannot reach the daemon: {e.strerror or e}") from e
-        sock.sendall(json.dumps({**request, "token": token}).encode() + b"\n")
-        reply = _read_line(sock, path)
-    if "error" in reply:
-        raise ControlError(f"the daemon refused the request: {reply['error']}")
-    return reply
+            connection.connect()
+        except OSError:
+            return False
+        finally:
+            connection.close()
+        return True
 
+    def status(self) -> dict[str, Any]:
+        """What ``feeder status --json`` prints."""
+        return self.call("GET", "/api/status")
 
-def _read_line(sock: socket.socket, path: Path) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    try:
-        while not chunks or not chunks[-1].endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except TimeoutError as e:
-        raise ControlError(f"{path}: the daemon did not answer in time") from e
-    try:
-        reply = json.loads(b"".join(chunks))
-    except ValueError as e:
-        raise ControlError(f"{path}: the daemon's answer is not readable") from e
-    if not isinstance(reply, dict):
-        raise ControlError(f"{path}: the daemon's answer is not readable")
-    return reply
+    def refresh(self, sources: Sequence[str], timeout: float) -> dict[str, Any]:
+        """Ask for a refresh of these sources (all when none), wait for it; its report (RefreshReport.to_dict)."""
+        asked = self.call("POST", "/api/refresh", {"sources": list(sources)} if sources else None)
+        deadline = time.monotonic() + timeout
+        while asked.get("state") in ("queued", "running"):
+            if time.monotonic() > deadline:
+                raise ControlError(f"the daemon did not finish the refresh in {timeout:.0f}s (request {asked['id']})")
+            wait = min(WAIT, deadline - time.monotonic(), self.timeout / 2)
+            asked = self.call("GET", f"/api/refresh/{asked['id']}?wait={max(wait, 0):.2f}")
+        if asked.get("state") != "done" or not isinstance(asked.get("report"), dict):
+            raise ControlError(f"the daemon's refresh failed: {asked.get('error') or asked}")
+        report: dict[str, Any] = asked["report"]
+        return report
+
+    def call(self, method: str, target: str, body: object = None) -> dict[str, Any]:
+        """One request with the token; the JSON object answered. ControlError for anything else."""
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        data = None if body is None else json.dumps(body).encode()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.request(method, target, body=data, headers=headers)
+            response = connection.getresponse()
+            status, payload = response.status, response.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise ControlError(f"cannot reach the daemon at {self.url}: {e or type(e).__name__}") from e
+        finally:
+            connection.close()
+        return self._reply(target, status, payload)
+
+    def _reply(self, target: str, status: int, payload: bytes) -> dict[str, Any]:
+        try:
+            reply = json.loads(payload)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise ControlError(f"{self.url}{target.lstrip('/')}: the daemon's answer is not readable (HTTP {status})")
+        if status == 401:
+            raise ControlError(f"the daemon refused the token in {self.token_file}")
+        if status >= 400:
+            raise ControlError(f"the daemon refused the request: {reply.get('error', f'HTTP {status}')}")
+        return reply

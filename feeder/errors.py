@@ -55,6 +55,16 @@ class ListenError(FeederError):
     exit_code = 8
 
 
+class ControlError(FeederError):
+    """A running daemon was reached but did not answer properly over its control API (it stopped, or refused)."""
+
+    exit_code = 9
+
+
+class UnknownSourceError(FeederError):
+    """A request names a source the config does not have."""
+
+
 class RefreshAbortedError(FeederError):
     """A refresh was stopped part-way (the service is shutting down); nothing of it was kept."""
 

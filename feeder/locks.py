@@ -10,6 +10,9 @@ from pathlib import Path
 
 from feeder.errors import BusyError
 
+DAEMON_LOCK = "daemon.lock"
+"""In the state folder: held by ``feeder run`` while it runs."""
+
 
 @contextmanager
 def held(path: Path, *, wait: bool, what: str) -> Iterator[None]:
@@ -24,3 +27,18 @@ def held(path: Path, *, wait: bool, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def taken(path: Path) -> bool:
+    """Whether a process holds the lock on ``path`` now (a missing file is a lock nobody holds)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock this probe took
+    return False

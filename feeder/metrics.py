@@ -39,6 +39,8 @@ from feeder.publish import write_if_changed
 from feeder.websub import PingOutcome
 
 TEXTFILE = "metrics.prom"
+EXPOSITION_TYPE = CONTENT_TYPE_LATEST
+"""The Content-Type of what `GET /metrics` answers."""
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds: a seeds folder takes milliseconds, a site with its article pages up to the fetch deadline and more."""
 
@@ -150,7 +152,7 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """What ``GET /metrics`` answers: the body in Prometheus text format, and its Content-Type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), EXPOSITION_TYPE
 
     def write_textfile(self) -> None:
         """Write ``state_dir/metrics.prom`` (the persisted series) atomically, when it changed."""

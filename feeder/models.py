@@ -276,7 +276,7 @@ class RefreshReport:
         return any(s.failure for s in self.sources)
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready data (what the control socket sends back)."""
+        """Plain JSON-ready data (what the control API answers for a finished refresh)."""
         return {
             "sources": [
                 {

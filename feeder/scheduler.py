@@ -6,17 +6,24 @@ or manual, goes through one Refresher: a worker thread that runs one refresh at
 a time. A request made while a poll of that source is under way is queued and
 runs once right after it; several such requests collapse into that one extra
 poll. Jobs start at a fixed per-source offset instead of using jitter.
+
+A request asked for by id (``ask``, what the control API does) can be followed: queued until the worker takes
+it, running while its poll runs, then done or failed; the last KEPT finished ids are remembered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -28,6 +35,21 @@ log = logging.getLogger(__name__)
 
 RunRefresh = Callable[[frozenset[str]], RefreshReport]
 ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
+KEPT = 100
+"""Finished requests whose outcome ``progress`` still knows."""
+
+State = Literal["queued", "running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """Where one request asked for by id stands: its report once done, its error once failed."""
+
+    id: str
+    sources: tuple[str, ...]
+    state: State
+    report: RefreshReport | None = None
+    error: str | None = None
 
 
 class Refresher:
@@ -40,7 +62,10 @@ class Refresher:
         self._waiting: list[tuple[frozenset[str], Future[RefreshReport]]] = []
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name="refresher", daemon=True)
+        self._asked: OrderedDict[str, tuple[tuple[str, ...], Future[RefreshReport]]] = OrderedDict()
         self.runs = 0
+        self.last_failure: str | None = None
+        """Why the last refresh failed as a whole (nothing published); None once one succeeds."""
 
     def start(self) -> None:
         self._thread.start()
@@ -58,9 +83,34 @@ class Refresher:
             self._lock.notify()
         return future
 
+    def ask(self, sources: Iterable[str]) -> str:
+        """``request``, remembered under a new id that ``progress`` answers for."""
+        wanted = tuple(sorted(set(sources)))
+        future = self.request(wanted)
+        ident = secrets.token_hex(8)
+        with self._lock:
+            self._asked[ident] = (wanted, future)
+            finished = [key for key, (_, kept) in self._asked.items() if kept.done()]
+            for key in finished[: max(0, len(finished) - KEPT)]:
+                del self._asked[key]
+        return ident
+
+    def progress(self, ident: str) -> Asked | None:
+        """Where the request ``ask`` gave this id stands; None for an id unknown or long finished."""
+        with self._lock:
+            if ident not in self._asked:
+                return None
+            sources, future = self._asked[ident]
+        return _progress(ident, sources, future)
+
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def working(self) -> bool:
+        """The worker thread runs and takes requests."""
+        return self._thread.is_alive() and not self._stopping
 
     def stop(self, timeout: float) -> bool:
         """Stop taking work; wait up to ``timeout`` for the current refresh. True if the worker ended."""
@@ -84,7 +134,8 @@ class Refresher:
                 batch = frozenset(self._pending)
                 self._pending.clear()
                 waiting, self._waiting = self._waiting, []
-            self._run_batch(batch, [future for _, future in waiting])
+                taken = [future for _, future in waiting if future.set_running_or_notify_cancel()]
+            self._run_batch(batch, taken)
 
     def _run_batch(self, batch: frozenset[str], futures: list[Future[RefreshReport]]) -> None:
         self.runs += 1
@@ -98,13 +149,25 @@ class Refresher:
                 log.error("refresh of %s: %s", names, e)
             else:
                 log.exception("refresh of %s failed", names)
+            if not isinstance(e, RefreshAbortedError):
+                self.last_failure = f"refresh of {names} failed: {e}"
             for future in futures:
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(e)
+                future.set_exception(e)
             return
+        self.last_failure = None
         for future in futures:
-            if future.set_running_or_notify_cancel():
-                future.set_result(report)
+            future.set_result(report)
+
+
+def _progress(ident: str, sources: tuple[str, ...], future: Future[RefreshReport]) -> Asked:
+    if future.cancelled():
+        return Asked(ident, sources, "failed", error="the service stopped before this refresh ran")
+    if not future.done():
+        return Asked(ident, sources, "running" if future.running() else "queued")
+    error = future.exception()
+    if error is not None:
+        return Asked(ident, sources, "failed", error=str(error) or type(error).__name__)
+    return Asked(ident, sources, "done", report=future.result())
 
 
 def offset_for(name: str, interval: timedelta) -> timedelta:
@@ -147,6 +210,10 @@ class Schedule:
 
     def start(self) -> None:
         self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
 
     def stop(self) -> None:
         if self._scheduler.running:

@@ -1,13 +1,12 @@
 """``feeder run``: the long-running service.
 
 Wires the parts together around one asyncio loop: the HTTP server over the
-output folder, the control socket, a watcher per seeds folder that notices a
-changed seed file at once (feeder.watch), signal handling and systemd
-notifications. Refreshes run on
-the Refresher's worker thread (timed by the Schedule, or asked for by hand);
-the loop never blocks on one. What a refresh does around the pipeline (lock,
-status, log lines) is in refreshes.py; the control socket's commands are
-answered by commands.py.
+output folder, the control API and status page (feeder/api.py, answered by
+answers.py), a watcher per seeds folder that notices a changed seed file at once
+(feeder.watch), signal handling and systemd notifications. Refreshes run on the
+Refresher's worker thread (timed by the Schedule, asked for over the control
+API or by SIGHUP); the loop never blocks on one. What a refresh does around the
+pipeline (lock, status, log lines) is in refreshes.py.
 """
 
 from __future__ import annotations
@@ -21,14 +20,14 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from feeder import status, websub
-from feeder.commands import answer
+from feeder.answers import Answers
+from feeder.api import ApiServer, create_app
 from feeder.config import Config, SeedsSource, load_config
-from feeder.control import ControlServer
+from feeder.control import load_token
 from feeder.errors import ConfigError, ListenError, RefreshAbortedError
-from feeder.locks import held
+from feeder.locks import DAEMON_LOCK, held
 from feeder.memory import release_free_memory
 from feeder.metrics import Metrics
 from feeder.models import RefreshReport
@@ -45,13 +44,13 @@ from feeder.websub import PingOutcome
 log = logging.getLogger("feeder")
 
 # Settings a running service cannot take over from a reloaded config.
-RESTART_ONLY = ("output_dir", "state_dir", "server")
+RESTART_ONLY = ("output_dir", "state_dir", "server", "control")
 RECHECK_DELAY = 1.0
 STOP_GRACE = 20.0
 
 
 def daemon_lock(config: Config) -> Path:
-    return config.state_dir / "daemon.lock"
+    return config.state_dir / DAEMON_LOCK
 
 
 async def announce(config: Config, topics: Sequence[str], metrics: Metrics | None = None) -> list[PingOutcome]:
@@ -70,7 +69,7 @@ async def _announce_and_log(config: Config, topics: Sequence[str], metrics: Metr
 
 
 class Service:
-    """One running feeder: serve, schedule, watch, answer the control socket, obey signals."""
+    """One running feeder: serve, schedule, watch, answer the control API, obey signals."""
 
     def __init__(self, config: Config, *, schedule: bool = True, config_path: Path | None = None) -> None:
         self.config = config
@@ -80,7 +79,8 @@ class Service:
         self.schedule = Schedule(self.refresher, _intervals(config) if schedule else {})
         # a lambda, not the bound method: after a reload the new config's intervals apply
         self.server = FileServer(config.output_dir, lambda path: self.config.max_age(path))  # noqa: PLW0108
-        self.control = ControlServer(config.state_dir, self._command) if schedule else None
+        self.answers = Answers(lambda: self.config, self.refresher, self.schedule)
+        self.api: ApiServer | None = None
         self._scheduling = schedule
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -105,8 +105,8 @@ class Service:
         if self._scheduling:
             loop.add_signal_handler(signal.SIGHUP, self._reload)
         host, port = await self._listen()
-        if self.control:
-            await self.control.start()
+        if self._scheduling:
+            await self._start_api()
         tasks = [asyncio.create_task(self._watchdog())]
         if self._scheduling:
             self.refresher.start()
@@ -134,6 +134,15 @@ class Service:
         except OSError as e:
             raise ListenError(f"cannot listen on {server.host}:{server.port}: {e.strerror or e}") from e
 
+    async def _start_api(self) -> None:
+        """The control API and status page on control.host:control.port, with the token of control.token_file."""
+        control = self.config.control
+        app = create_app(self.answers, token=load_token(self.config.token_file), metrics=self.metrics.exposition)
+        self.api = ApiServer(app, control.host, control.port)
+        host, port = await self.api.start()
+        shown = f"[{host}]" if ":" in host else host
+        log.info("control API and status page on http://%s:%d/ (token in %s)", shown, port, self.config.token_file)
+
     async def _shutdown(self) -> None:
         self.schedule.stop()
         stopped = await asyncio.to_thread(self.refresher.stop, STOP_GRACE)
@@ -142,8 +151,8 @@ class Service:
                 "the current refresh did not stop in %ss; abandoning it (nothing partial is published)", STOP_GRACE
             )
         await self.server.stop()
-        if self.control:
-            await self.control.stop()
+        if self.api:
+            await self.api.stop()
         for task in self._pings:
             task.cancel()
         if self._pings:
@@ -222,9 +231,6 @@ class Service:
         self._watch_folders()
         self.server.files.forget()  # cached headers carry Cache-Control from the old intervals
         log.info("config reloaded from %s", path)
-
-    async def _command(self, request: dict[str, Any]) -> dict[str, Any]:
-        return await answer(request, self.config, self.refresher, self.schedule)
 
     def _watch_folders(self) -> None:
         """One watcher per seeds folder of the config (which a reload may change): a change polls its source."""

@@ -12,6 +12,7 @@ import yaml
 
 from feeder.config import (
     Config,
+    ControlConfig,
     FeedConfig,
     FeedSource,
     HttpConfig,
@@ -56,6 +57,7 @@ def test_the_bundled_config_shows_every_setting() -> None:
     models: list[type[Any]] = [
         Config,
         ServerConfig,
+        ControlConfig,
         HttpConfig,
         WebSubConfig,
         SeedsSource,
@@ -111,6 +113,34 @@ def test_defaults_fill_what_a_minimal_config_leaves_out(tmp_path: Path) -> None:
     assert config.server == ServerConfig(host="127.0.0.1", port=8080)
     assert config.feeds[0].language == "zh-cn"
     assert config.feeds[0].author == "RFI"
+
+
+def test_the_control_api_defaults_to_loopback_and_a_token_in_the_state_folder(tmp_path: Path) -> None:
+    config = parse_config(config_text(), tmp_path / "config.yaml")
+    assert config.control == ControlConfig(host="127.0.0.1", port=8081, token_file=None)
+    assert config.token_file == tmp_path / "state" / "control.token"
+    chosen = parse_config(
+        config_text() + "control: {host: '::1', port: 9000, token_file: secrets/token}\n", tmp_path / "config.yaml"
+    )
+    assert (chosen.control.host, chosen.control.port) == ("::1", 9000)
+    assert chosen.token_file == tmp_path / "secrets" / "token"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("{port: 8080}", "control.port: must differ from server.port (8080)"),
+        ("{port: 0}", "control.port: "),
+        ("{host: 'http://127.0.0.1'}", "control.host: not a host name: 'http://127.0.0.1'"),
+        ("{tls: true}", "control.tls: "),
+    ],
+)
+def test_a_wrong_control_setting_names_its_line(tmp_path: Path, setting: str, message: str) -> None:
+    text = config_text() + f"control: {setting}\n"
+    line = text.count("\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "config.yaml")
+    assert str(caught.value).startswith(f"{tmp_path / 'config.yaml'}:{line}: {message}"), str(caught.value)
 
 
 def test_base_url_gets_a_trailing_slash(tmp_path: Path) -> None:

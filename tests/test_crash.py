@@ -70,12 +70,14 @@ class Site:
     root: Path
     max_entries: int = 200
     port: int = field(default_factory=free_port)
+    control_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
         text = config_text(max_entries=self.max_entries).replace(
             "base_url: http://127.0.0.1:8080/\n",
             f"base_url: http://127.0.0.1:{self.port}/\nserver: {{host: 127.0.0.1, port: {self.port}}}\n",
         )
+        text += f"control: {{port: {self.control_port}}}\n"
         assert f"port: {self.port}" in text, "config_text changed: the server settings were not inserted"
         assert "interval: 1m" in text
         self.seeds.mkdir(parents=True)
@@ -476,7 +478,7 @@ def test_a_refresh_waiting_on_a_killed_daemon_fails_in_one_line_and_nothing_is_l
     wait_until("serving", daemon.serving, START_TIMEOUT, daemon, "busy daemon")
     client = start_refresh(site)  # asks while the first poll runs: queued behind it
     processes.append(client)
-    wait_until("the request", lambda: "requested over the control socket" in daemon.log(), 30, daemon, "busy daemon")
+    wait_until("the request", lambda: "requested over the control API" in daemon.log(), 30, daemon, "busy daemon")
     assert " seeds: " not in daemon.log(), "the first poll ended before the kill: make it slower"
     daemon.kill()
     out, err = client.communicate(timeout=60)

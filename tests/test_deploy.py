@@ -73,6 +73,16 @@ def test_the_unit_is_notify_with_reload_and_a_watchdog() -> None:
     assert int(settings["WatchdogSec"].rstrip("s")) > 0
 
 
+def test_nginx_does_not_proxy_the_control_port() -> None:
+    """The control API and status page stay on loopback: the snippet only shows, commented, how to restrict them."""
+    lines = (DEPLOY / "nginx.conf").read_text(encoding="utf-8").splitlines()
+    active = [line.split("#", 1)[0] for line in lines]
+    assert not [line for line in active if "proxy_pass" in line or "8081" in line]
+    proxied = [n for n, line in enumerate(lines) if "proxy_pass http://127.0.0.1:8081/" in line]
+    assert len(proxied) == 1
+    assert any("deny all;" in line for line in lines[proxied[0] - 4 : proxied[0]])
+
+
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[str]:
     """nginx with deploy/nginx.conf (listen and root adjusted) over a published output folder."""

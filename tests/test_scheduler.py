@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from feeder.errors import PublishError, RefreshAbortedError
 from feeder.models import RefreshReport, SourceReport
-from feeder.scheduler import ANCHOR, Refresher, Schedule, offset_for
+from feeder.scheduler import ANCHOR, KEPT, Refresher, Schedule, offset_for
 
 TIMEOUT = 3.0
 PROJECT = Path(__file__).resolve().parent.parent
@@ -170,6 +171,90 @@ def test_a_future_cancelled_by_its_caller_is_skipped(refresher: Refresher, slow:
     assert given_up.cancelled()
 
 
+# --- Requests asked for by id ----------------------------------------------------------------------------------------
+
+
+def test_an_asked_request_is_queued_then_running_then_done(refresher: Refresher, slow: SlowRun) -> None:
+    first = refresher.ask(["seeds"])
+    slow.wait_started()
+    assert refresher.progress(first).state == "running"  # type: ignore[union-attr]
+    second = refresher.ask(["seeds", "rfi", "seeds"])
+    waiting = refresher.progress(second)
+    assert waiting is not None
+    assert (waiting.state, waiting.sources, waiting.report, waiting.error) == ("queued", ("rfi", "seeds"), None, None)
+    slow.gate.set()
+    wait_for_state(refresher, second, "done")
+    done = refresher.progress(second)
+    assert done is not None
+    assert done.report is not None
+    assert run_number(done.report) == 2
+    assert refresher.progress(first).report is not done.report  # type: ignore[union-attr]
+    assert refresher.progress("0" * 16) is None
+
+
+def wait_for_state(refresher: Refresher, ident: str, state: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while (asked := refresher.progress(ident)) is None or asked.state != state:
+        assert time.monotonic() < deadline, f"{ident} stayed {asked}"
+        time.sleep(0.01)
+
+
+def test_a_failed_run_fails_its_requests_and_marks_the_refresher(refresher: Refresher, slow: SlowRun) -> None:
+    slow.fail_on = "boom"
+    slow.gate.set()
+    failing = refresher.ask(["boom"])
+    wait_for_state(refresher, failing, "failed")
+    assert refresher.progress(failing).error == "run 1 failed"  # type: ignore[union-attr]
+    assert refresher.last_failure == "refresh of boom failed: run 1 failed"
+    fine = refresher.ask(["fine"])
+    wait_for_state(refresher, fine, "done")
+    assert refresher.last_failure is None
+
+
+def test_an_abandoned_refresh_does_not_mark_the_refresher() -> None:
+    def abandoned(batch: frozenset[str]) -> RefreshReport:
+        raise RefreshAbortedError("seeds: refresh abandoned at file 3 of 9: the service is stopping")
+
+    def unpublished(batch: frozenset[str]) -> RefreshReport:
+        raise PublishError("cannot write public/rfi-cn.atom")
+
+    for run, expected in [(abandoned, None), (unpublished, "refresh of a failed: cannot write public/rfi-cn.atom")]:
+        worker = Refresher(run)
+        worker.start()
+        wait_for_state(worker, worker.ask(["a"]), "failed")
+        assert worker.last_failure == expected
+        assert worker.working
+        assert worker.stop(TIMEOUT)
+        assert not worker.working
+
+
+def test_requests_cancelled_by_a_stop_are_failed(refresher: Refresher, slow: SlowRun) -> None:
+    refresher.ask(["a"])
+    slow.wait_started()
+    waiting = refresher.ask(["b"])
+    assert refresher.stop(0.1) is False
+    asked = refresher.progress(waiting)
+    assert asked is not None
+    assert (asked.state, asked.error) == ("failed", "the service stopped before this refresh ran")
+
+
+def test_only_the_last_finished_requests_are_kept() -> None:
+    worker = Refresher(lambda batch: RefreshReport(sources=()))
+    worker.start()
+    try:
+        idents = []
+        for _ in range(KEPT + 20):
+            idents.append(worker.ask(["a"]))
+            wait_for_state(worker, idents[-1], "done")
+        last = worker.ask(["a"])  # forgetting happens as requests come in
+        known = [ident for ident in idents if worker.progress(ident) is not None]
+        assert len(known) in (KEPT - 1, KEPT)  # KEPT - 1 when the last one had finished by the time of the count
+        assert known == idents[-len(known) :]
+        assert worker.progress(last) is not None
+    finally:
+        assert worker.stop(TIMEOUT)
+
+
 # --- offset_for -----------------------------------------------------------------------------------------------------
 
 NAMES = ["seeds", "rfi", "rfi-cn", "rfi-fr", "a", "b", *(f"source-{i}" for i in range(20))]
@@ -230,8 +315,10 @@ def test_schedule_polls_every_source_through_the_refresher() -> None:
     refresher = Refresher(run)
     refresher.start()
     schedule = Schedule(refresher, {"seeds": timedelta(seconds=1), "rfi": timedelta(seconds=1)})
+    assert not schedule.running
     try:
         schedule.start()
+        assert schedule.running
         polls = schedule.next_polls()
         now = datetime.now(UTC)
         assert set(polls) == {"seeds", "rfi"}
