@@ -2,7 +2,8 @@
 
 Two halves. Property-based fuzzing (hypothesis, derandomized, no example database) throws random bytes and
 mutations of the real fixtures at every parser, and arbitrary text at the renderer: the parsers must return
-or raise ParseError, nothing else, and every rendered file must be well-formed. Then an XSS corpus
+or raise ParseError, nothing else (the server's request heads: a request or a status code that refuses it),
+and every rendered file must be well-formed. Then an XSS corpus
 (tests/data/xss/vectors.txt, one vector per line) goes through a seed file processed by the real
 ``feeder refresh`` and through an RFI article page (parse_page → normalize → render): in every published
 Atom, RSS and JSON Feed file, read with feedparser and by parsing the raw content HTML with lxml, no
@@ -35,6 +36,7 @@ from feeder.models import Article, Entry, ParsedArticle, RawDocument
 from feeder.normalize import normalize
 from feeder.parse import decode_html, parse_feed, parse_page, parse_seed
 from feeder.render import render_feed
+from feeder.request_head import HeadReader, Request
 from feeder.text import plain_text, xml_safe
 from tests.builders import CHINA_URL, NOW, RFI, config_text, rfi_urls, run_feeder, seed_text, write_seed
 
@@ -314,6 +316,32 @@ def test_parse_feed_returns_a_list_or_a_parse_error(data: bytes) -> None:
 def test_a_broken_xml_declaration_is_a_parse_error(data: bytes) -> None:
     with pytest.raises(ParseError):
         parse_feed(data, "broken.xml")
+
+
+# Fuzzing the server's request heads (llhttp and the checks around it) ------------------------------------------
+
+HEADS = [
+    b'GET /rfi-cn.atom HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: "abc"\r\nAccept-Encoding: gzip\r\n\r\n',
+    b"HEAD /sub/?q=1 HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\n\r\n",
+]
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=512), mutated(HEADS, ("insert", "replace", "delete", "line", "cut"))))
+def test_a_request_head_reads_as_a_request_or_a_refusal(data: bytes) -> None:
+    head = data + b"\r\n\r\n"
+    head = head[: head.index(b"\r\n\r\n") + 4]  # as serve.py cuts the stream
+    request = HeadReader().read(head)
+    if not isinstance(request, Request):
+        assert request in (400, 405, 413, 414, 431, 505)
+        return
+    assert request.method in ("GET", "HEAD")
+    assert head.startswith(f"{request.method} {request.target} HTTP/{request.version}\r\n".encode("latin-1"))
+    assert request.version in ("1.0", "1.1")
+    assert request.headers.get("content-length", "0") == "0"
+    assert "transfer-encoding" not in request.headers
+    assert request.version == "1.0" or "host" in request.headers
 
 
 # Fuzzing the sanitizer with markup built from hostile parts ----------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from feeder import serve
-from feeder.request_head import accepts_gzip, not_modified
+from feeder.request_head import HeadReader, Request, accepts_gzip, not_modified
 from feeder.serve import FileServer
 from feeder.served_files import Representation, content_type, safe_relative_path
 
@@ -495,7 +495,6 @@ def test_a_removed_file_is_404_and_served_again_once_back(site: Site) -> None:
         "/%e4%b8.atom",
         "/outside.atom",
         "/outdir/secret.atom",
-        "rfi-cn.atom",
         "*",
     ],
 )
@@ -512,6 +511,21 @@ def test_refused_or_missing_paths_are_404(site: Site, target: str) -> None:
     assert (after.status, after.body) == (200, RSS)
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["rfi-cn.atom", "secret.atom", "../secret.atom", "/rfi-cn\tatom", "/中文.atom", "/a\x7fb", "/a\x00b"],
+)
+def test_a_target_llhttp_cannot_read_is_400_and_closes(site: Site, target: str) -> None:
+    """Not origin-form, absolute-form or *, or raw bytes a target may not hold: llhttp stops at the target, so
+    nothing after it was read and the connection cannot go on (it was 404 and kept open before llhttp)."""
+    data = f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode() + request_bytes("/rfi-cn.rss")
+    response, closed = raw_closing(site, data)
+    assert response.status == 400
+    assert response.body == b"400 Bad Request\n"
+    assert SECRET not in response.body
+    assert closed
+
+
 def test_head_of_a_missing_file_is_404_without_body(site: Site) -> None:
     with Connection(site.address) as connection:
         connection.send(request_bytes("/missing.atom", "HEAD"))
@@ -526,7 +540,7 @@ def test_head_of_a_missing_file_is_404_without_body(site: Site) -> None:
 # --- refused requests ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "get"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "BREW", "M-SEARCH"])
 def test_other_methods_are_405_and_close(site: Site, method: str) -> None:
     response, closed = raw_closing(site, request_bytes("/rfi-cn.atom", method))
     assert response.status == 405
@@ -558,7 +572,7 @@ def test_malformed_requests_are_400_and_close(site: Site, data: bytes) -> None:
     assert closed
 
 
-@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9"])
+@pytest.mark.parametrize("version", ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/1.9", "HTTP/3.0"])
 def test_unsupported_http_versions_are_505(site: Site, version: str) -> None:
     response, closed = raw_closing(site, request_bytes("/rfi-cn.atom", version=version))
     assert response.status == 505
@@ -603,6 +617,8 @@ def test_more_than_100_header_lines_is_431(site: Site) -> None:
     [
         b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
         b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: 00\r\n\r\n",
     ],
 )
 def test_a_request_with_a_body_is_refused_and_closed(site: Site, data: bytes) -> None:
@@ -616,6 +632,159 @@ def test_content_length_zero_is_accepted(site: Site) -> None:
     response = raw(site, request_bytes("/rfi-cn.rss", headers={"Content-Length": "0"}))
     assert response.status == 200
     assert response.body == RSS
+
+
+# --- the request parser (llhttp) and its limits ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        # request smuggling: a body's length given twice, or two ways, or not as digits
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 60\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length: 0x0\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        # line ends other than CRLF, obs-fold, white space in or before a name, control characters in a value
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\nContent-Length: 60\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\nHost: x\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\rContent-Length: 60\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\tc\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nX-A\t: b\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nContent-Length : 60\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nX-A: b\x00c\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nX-A: b\x7fc\r\n\r\n",
+        # the request line is METHOD SP target SP HTTP/1.x CRLF and nothing else
+        b"GET /rfi-cn.atom  HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET\t/rfi-cn.atom HTTP/1.1\r\nHost: x\r\n\r\n",
+        b" GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1 \r\nHost: x\r\n\r\n",
+        b"GET /rfi-cn.atom\r\nHost: x\r\n\r\n",
+        b"GET /rfi-cn.atom RTSP/1.0\r\nHost: x\r\n\r\n",
+        b"GET /rfi-cn.atom ICE/1.0\r\nHost: x\r\n\r\n",
+        b"G(T /rfi-cn.atom HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\r\n\r\n",
+        b"GET /rfi-cn.atom HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+    ],
+)
+def test_a_refused_head_is_400_and_nothing_after_it_is_answered(site: Site, head: bytes) -> None:
+    response, closed = raw_closing(site, head + request_bytes("/rfi-cn.rss"))
+    assert response.status == 400
+    assert response.body == b"400 Bad Request\n"
+    assert closed  # and no second response: closed_by_peer reads EOF, not a status line
+
+
+def test_the_http2_preface_is_505(site: Site) -> None:
+    response, closed = raw_closing(site, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert response.status == 505
+    assert closed
+
+
+def test_connect_is_405_and_closes(site: Site) -> None:
+    response, closed = raw_closing(site, b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\nGET / HT")
+    assert response.status == 405
+    assert closed
+
+
+def test_an_upgrade_request_is_answered_as_a_get_and_the_connection_goes_on(site: Site) -> None:
+    upgrade = request_bytes("/rfi-cn.atom", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    with Connection(site.address) as connection:
+        connection.send(upgrade + request_bytes("/rfi-cn.rss"))
+        first = connection.response()
+        second = connection.response()
+    assert (first.status, first.body) == (200, ATOM)
+    assert "upgrade" not in first.headers
+    assert (second.status, second.body) == (200, RSS)
+
+
+def send_in_pieces(connection: Connection, data: bytes, sizes: list[int]) -> None:
+    """Writes of the given sizes in turn, each its own TCP segment, so the server reads the data in pieces."""
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    start, turn = 0, 0
+    while start < len(data):
+        size = sizes[turn % len(sizes)]
+        connection.send(data[start : start + size])
+        start, turn = start + size, turn + 1
+        time.sleep(0.001)
+
+
+def test_a_request_sent_a_byte_at_a_time_is_answered(site: Site) -> None:
+    headers = {"Accept-Encoding": "gzip", "If-None-Match": '"other"', "X-Pad": "v" * 40}
+    with Connection(site.address) as connection:
+        send_in_pieces(connection, request_bytes("/rfi-cn.atom", headers=headers), [1])
+        response = connection.response()
+        connection.send(request_bytes("/rfi-cn.rss"))
+        after = connection.response()
+    assert (response.status, response.body) == (200, FILES["rfi-cn.atom.gz"])
+    assert (after.status, after.body) == (200, RSS)
+
+
+def test_pipelined_requests_cut_anywhere_are_answered_in_order(site: Site) -> None:
+    etag = plain_etag(site)
+    data = (
+        request_bytes("/rfi-cn.atom", headers={"If-None-Match": etag})
+        + request_bytes("/missing.atom")
+        + request_bytes("/rfi-cn.json", "HEAD")
+        + request_bytes("/feeds.opml", headers={"Connection": "close"})
+    )
+    with Connection(site.address) as connection:
+        send_in_pieces(connection, data, [7, 1, 30, 2, 13, 3, 61])
+        answers = [connection.response(), connection.response(), connection.response(head=True), connection.response()]
+        assert connection.closed_by_peer()
+    assert [a.status for a in answers] == [304, 404, 200, 200]
+    assert answers[2].headers["content-length"] == str(len(JSON))
+    assert answers[3].body == OPML
+
+
+def test_a_head_of_exactly_16_kib_is_read_and_one_byte_more_is_431(site: Site) -> None:
+    def head(pad: int) -> bytes:
+        return request_bytes("/rfi-cn.atom", headers={"X-Pad": "v" * pad})
+
+    pad = serve.MAX_HEAD_BYTES - head(0).index(b"\r\n\r\n")
+    assert head(pad).index(b"\r\n\r\n") == serve.MAX_HEAD_BYTES == 16 * 1024
+    response = raw(site, head(pad))
+    assert (response.status, response.body) == (200, ATOM)
+    response, closed = raw_closing(site, head(pad + 1))
+    assert response.status == 431
+    assert closed
+
+
+def test_a_target_of_4097_bytes_is_414(site: Site) -> None:
+    response, closed = raw_closing(site, request_bytes("/" + "a" * 4096))
+    assert response.status == 414
+    assert closed
+
+
+def test_header_values_lose_the_white_space_around_them_and_repeats_are_joined(site: Site) -> None:
+    etag = plain_etag(site).encode()
+    padded = b"GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nIf-None-Match: \t " + etag + b" \t \r\n\r\n"
+    assert raw(site, padded).status == 304
+    repeated = b'GET /rfi-cn.atom HTTP/1.1\r\nHost: x\r\nif-none-match: "a"\r\nIF-NONE-MATCH: ' + etag + b"\r\n\r\n"
+    assert raw(site, repeated).status == 304
+
+
+def test_one_reader_reads_the_heads_of_a_connection_in_turn() -> None:
+    reader = HeadReader()
+    upgrade = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    first = reader.read(upgrade)
+    assert isinstance(first, Request)
+    assert (first.method, first.target, first.version, first.keep_alive) == ("GET", "/a", "1.1", True)
+    assert first.headers == {"host": "x", "connection": "Upgrade", "upgrade": "h2c"}
+    assert reader.read(b"HEAD /b?c=%20d HTTP/1.0\r\nX-A: 1 \r\nx-a: 2\r\n\r\n") == Request(
+        "HEAD", "/b?c=%20d", "1.0", {"x-a": "1, 2"}, keep_alive=False
+    )
+    assert reader.read(b"GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") == Request(
+        "GET", "/c", "1.0", {"connection": "keep-alive"}, keep_alive=True
+    )
+    assert reader.read(b"GET /d HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n") == Request(
+        "GET", "/d", "1.1", {"host": "x", "connection": "keep-alive, close"}, keep_alive=False
+    )
+    assert reader.read(b"GET /e HTTP/1.2\r\n\r\n") == 505
+    assert reader.read(b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n") == Request("GET", "/f", "1.1", {"host": "x"}, True)
 
 
 # --- connections -----------------------------------------------------------------------------------------------------
