@@ -58,6 +58,7 @@ class Answers:
                 "next_poll": None,
                 "degraded": None,
                 "failure": None,
+                "waiting": None,
                 **recorded.get(s.name, {}),
             }
             for s in config.sources

@@ -68,6 +68,7 @@ def test_before_any_poll(config: Config) -> None:
         "next_poll": None,
         "degraded": None,
         "failure": None,
+        "waiting": None,
     }
     assert answers.status() == {"sources": {"seeds": {"next_poll": None}}}
     assert [(f["name"], f["entries"], f["last_change"], f["bytes"]) for f in answers.feeds()] == [

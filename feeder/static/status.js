@@ -63,7 +63,9 @@
     const seconds = Number(source.duration_seconds || 0).toFixed(2);
     const outcome = source.failure
       ? el("small", { class: "bad" }, `failed: ${source.failure}`)
-      : el("small", { class: "ok" }, `ok in ${seconds} s`);
+      : source.waiting
+        ? el("small", { class: "warn" }, "skipped: the site asked to wait")
+        : el("small", { class: "ok" }, `ok in ${seconds} s`);
     return [el("span", { class: "last-poll" }, when(source.last_poll)), outcome];
   }
 
@@ -78,6 +80,7 @@
     const lines = [];
     if (source.degraded) lines.push(el("div", { class: "warn degraded" }, source.degraded));
     if (source.failure) lines.push(el("div", { class: "bad" }, "the last poll failed"));
+    if (source.waiting) lines.push(el("div", { class: "warn waiting" }, `poll skipped, asked to wait: ${source.waiting}`));
     if (!lines.length) lines.push(el("div", { class: source.last_poll ? "ok" : "muted" }, source.last_poll ? "healthy" : "—"));
     const problems = source.problems || [];
     if (source.errors) {
