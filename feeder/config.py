@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo
 
+from feeder.database_url import check_database_url
 from feeder.rules import SiteRules
 from feeder.sites import load_sites
 from feeder.yamlfile import Document, read_text
@@ -50,9 +51,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 
 
 def _check_base_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an absolute http(s) URL, not {value!r}")
+    value = _check_absolute_url(value)
     return value if value.endswith("/") else value + "/"
 
 
@@ -196,6 +195,8 @@ class WebSubConfig(_Strict):
 class Config(_Strict):
     output_dir: ConfigPath
     state_dir: ConfigPath
+    database: Annotated[str, AfterValidator(check_database_url)] | None = None
+    """A postgresql:// URL for the state database; None: the SQLite file state_dir/feeder.sqlite3."""
     base_url: Annotated[str, AfterValidator(_check_base_url)]
     server: ServerConfig = ServerConfig()
     control: ControlConfig = ControlConfig()

@@ -67,5 +67,6 @@ def _forget_files_if_rules_changed(config: Config, store: Store) -> None:
         store.set_setting("seed_rules", rules)
 
 
-def state_database(config: Config) -> Path:
-    return config.state_dir / "feeder.sqlite3"
+def state_database(config: Config) -> Path | str:
+    """Where the state is: the ``database:`` URL (PostgreSQL), else the SQLite file in state_dir."""
+    return config.database or config.state_dir / "feeder.sqlite3"

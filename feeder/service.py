@@ -44,7 +44,7 @@ from feeder.websub import PingOutcome
 log = logging.getLogger("feeder")
 
 # Settings a running service cannot take over from a reloaded config.
-RESTART_ONLY = ("output_dir", "state_dir", "server", "control")
+RESTART_ONLY = ("output_dir", "state_dir", "database", "server", "control")
 RECHECK_DELAY = 1.0
 STOP_GRACE = 20.0
 

@@ -143,6 +143,20 @@ def test_a_wrong_control_setting_names_its_line(tmp_path: Path, setting: str, me
     assert str(caught.value).startswith(f"{tmp_path / 'config.yaml'}:{line}: {message}"), str(caught.value)
 
 
+def test_the_state_database_is_sqlite_unless_a_postgresql_url_is_given(tmp_path: Path) -> None:
+    assert parse_config(config_text(), tmp_path / "config.yaml").database is None
+    for url in ("postgresql://feeder:secret@db.example/feeder", "postgres:///feeder?host=/run/postgresql"):
+        assert parse_config(config_text() + f"database: {url!r}\n", tmp_path / "config.yaml").database == url
+
+
+@pytest.mark.parametrize("value", ["mysql://db/feeder", "state/feeder.sqlite3", "42"])
+def test_a_database_that_is_not_a_postgresql_url_names_its_line(tmp_path: Path, value: str) -> None:
+    text = config_text() + f"database: {value}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "config.yaml")
+    assert str(caught.value).startswith(f"{tmp_path / 'config.yaml'}:{text.count(chr(10))}: database: "), caught.value
+
+
 def test_base_url_gets_a_trailing_slash(tmp_path: Path) -> None:
     text = config_text().replace("http://127.0.0.1:8080/", "https://feeds.example.org/rfi")
     assert parse_config(text, tmp_path / "c.yaml").base_url == "https://feeds.example.org/rfi/"

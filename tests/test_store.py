@@ -1,4 +1,4 @@
-"""The SQLite store: migrations, one entry per URL, version rules, source membership."""
+"""The store on SQLite and PostgreSQL (the ``store`` fixture): migrations, one entry per URL, version rules."""
 
 from __future__ import annotations
 

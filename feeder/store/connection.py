@@ -6,85 +6,60 @@ Times are stored as integer Unix seconds, UTC.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
+from feeder.database_url import SCHEMES
 from feeder.errors import StoreError
-from feeder.store.schema import MIGRATIONS
+from feeder.store.driver import Driver
 
 MAX_PARAMETERS = 900  # below SQLite's oldest limit on the parameters of one statement (999)
 
 
 class Connection:
-    """A connection to the state database. Use ``with Store.open(path) as store:``."""
+    """A connection to the state database. Use ``with Store.open(path_or_url) as store:``."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
+    def __init__(self, driver: Driver) -> None:
+        self._db = driver
         self._in_transaction = False
         self._revision: int | None = None
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path) -> Iterator[Self]:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{path}: cannot open the state database: {e}") from e
-        try:
-            store = cls(connection)
-            store._prepare(path)
-            yield store
-        finally:
-            connection.close()
-
-    def _prepare(self, path: Path) -> None:
-        try:
-            self._db.execute("PRAGMA page_size = 16384")  # a new database only: an entry (~6 KB) fits in a page
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA cache_size = -32000")  # KiB: a large first refresh does not spill
-            self._migrate()
-        except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot prepare the state database: {e}") from e
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(f"the state database has schema {version}, newer than this feeder ({len(MIGRATIONS)})")
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._db.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+    def open(cls, database: Path | str) -> Iterator[Self]:
+        """Open the state database: a SQLite file, or PostgreSQL when ``database`` is a postgresql:// URL."""
+        with _driver(database) as driver:
+            yield cls(driver)
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return self._db.schema_version()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One write transaction; rolled back whole if anything in it raises."""
+        errors = self._db.errors
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
+            self._db.begin()
+        except errors as e:
             raise StoreError(f"cannot start a transaction: {e}") from e
         self._in_transaction, self._revision = True, None
         try:
             yield
-        except sqlite3.Error as e:
-            self._db.execute("ROLLBACK")
+        except errors as e:
+            self._db.rollback()
             raise StoreError(f"state database error, refresh rolled back: {e}") from e
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.rollback()
             raise
         finally:
             self._in_transaction, self._revision = False, None
         try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as e:
+            self._db.commit()
+        except errors as e:
             raise StoreError(f"cannot commit: {e}") from e
 
     def _write_revision(self) -> int:
@@ -104,7 +79,10 @@ class Connection:
         return None if row is None else str(row[0])
 
     def set_setting(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        self._db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def emptied(self, key: str, count: int) -> int | None:
         """Track how many items something yields: when it yields none but yielded some before, how many."""
@@ -123,3 +101,14 @@ def seconds(at: datetime) -> int:
 def moment(stored: object) -> datetime:
     """A time the store kept, as an aware UTC datetime."""
     return datetime.fromtimestamp(int(str(stored)), UTC)
+
+
+def _driver(database: Path | str) -> AbstractContextManager[Driver]:
+    """The driver for a SQLite path or a PostgreSQL URL (psycopg is imported only for the latter)."""
+    if isinstance(database, str) and database.split("://", 1)[0] in SCHEMES:
+        from feeder.store.postgres import open_postgres  # noqa: PLC0415
+
+        return open_postgres(database)
+    from feeder.store.sqlite import open_sqlite  # noqa: PLC0415
+
+    return open_sqlite(Path(database))

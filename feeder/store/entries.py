@@ -59,7 +59,7 @@ class Entries(Connection):
         ).fetchone()
         if row is None:
             self._insert(article)
-        self._db.execute("INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", (article.url, source))
+        self._db.execute(_INSERT_SOURCE, (article.url, source))
         if row is None:
             return "new"
         fulltext, version_at, length, stored_hash, published, updated, title, categories, audio = row
@@ -78,7 +78,7 @@ class Entries(Connection):
             return "unchanged"
         self._db.execute(
             "UPDATE entries SET published = ?, title = ?, categories = ?, audio = ?,"
-            " updated = max(updated, ?, ?), revision = ? WHERE url = ?",
+            f" updated = {self._db.greatest}(updated, ?, ?), revision = ? WHERE url = ?",
             (*changes, earliest, version if new_title != title else updated, self._write_revision(), article.url),
         )
         return "updated"
@@ -90,9 +90,7 @@ class Entries(Connection):
         revision = self._write_revision()
         rows = [(*_entry_row(a), revision) for a in articles]
         self._db.executemany(_INSERT_ENTRY, rows)
-        self._db.executemany(
-            "INSERT OR IGNORE INTO entry_sources (url, source) VALUES (?, ?)", [(row[0], source) for row in rows]
-        )
+        self._db.executemany(_INSERT_SOURCE, [(row[0], source) for row in rows])
 
     def _replace(self, a: Article, *, published: int, updated: int, categories: list[str], audio: str | None) -> None:
         self._db.execute(
@@ -156,6 +154,7 @@ _INSERT_ENTRY = (
     " published, updated, version_at, content_hash, fulltext, audio, revision)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_SOURCE = "INSERT INTO entry_sources (url, source) VALUES (?, ?) ON CONFLICT DO NOTHING"
 ENTRY_COLUMNS = "url, title, section, categories, author, lead, image, content, published, updated, audio"
 
 

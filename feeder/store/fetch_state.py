@@ -17,7 +17,8 @@ class FetchState(Connection):
 
     def save_hosts(self, hosts: dict[str, HostState]) -> None:
         self._db.executemany(
-            "INSERT OR REPLACE INTO hosts (host, next_allowed, failures) VALUES (?, ?, ?)",
+            "INSERT INTO hosts (host, next_allowed, failures) VALUES (?, ?, ?) ON CONFLICT (host) DO UPDATE SET"
+            " next_allowed = excluded.next_allowed, failures = excluded.failures",
             [
                 (host, None if s.next_allowed is None else seconds(s.next_allowed), s.failures)
                 for host, s in hosts.items()
@@ -30,7 +31,8 @@ class FetchState(Connection):
 
     def save_validators(self, url: str, validators: Validators) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO http_cache (url, etag, last_modified) VALUES (?, ?, ?)",
+            "INSERT INTO http_cache (url, etag, last_modified) VALUES (?, ?, ?) ON CONFLICT (url) DO UPDATE SET"
+            " etag = excluded.etag, last_modified = excluded.last_modified",
             (url, validators.etag, validators.last_modified),
         )
 
@@ -40,7 +42,7 @@ class FetchState(Connection):
         self._db.execute(
             "INSERT INTO pages (url, source, feed_date) VALUES (?, ?, ?)"
             " ON CONFLICT (url) DO UPDATE SET"
-            " feed_date = max(coalesce(pages.feed_date, 0), coalesce(excluded.feed_date, 0))",
+            f" feed_date = {self._db.greatest}(coalesce(pages.feed_date, 0), coalesce(excluded.feed_date, 0))",
             (url, source, date),
         )
 
@@ -54,7 +56,7 @@ class FetchState(Connection):
         for this source, so its page is fetched once."""
         rows = self._db.execute("SELECT url FROM entries WHERE url NOT IN (SELECT url FROM pages)").fetchall()
         adopted = [(url, source) for (url,) in rows if wanted(url)]
-        self._db.executemany("INSERT OR IGNORE INTO pages (url, source) VALUES (?, ?)", adopted)
+        self._db.executemany("INSERT INTO pages (url, source) VALUES (?, ?) ON CONFLICT DO NOTHING", adopted)
 
     def refetch_pages_if_rules_changed(self, source: str, rules: str) -> bool:
         """Make every article page of ``source`` due again (validators dropped, so no 304) when the rules that

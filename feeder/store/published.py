@@ -26,7 +26,9 @@ class Published(Connection):
         """Forget a view's slots: its entries are numbered again from the oldest."""
         self._db.execute("DELETE FROM archive_slots WHERE view = ?", (view,))
         self._db.execute(
-            "INSERT OR REPLACE INTO archive_views (view, sources, state) VALUES (?, ?, '')", (view, sources)
+            "INSERT INTO archive_views (view, sources, state) VALUES (?, ?, '')"
+            " ON CONFLICT (view) DO UPDATE SET sources = excluded.sources, state = excluded.state",
+            (view, sources),
         )
 
     def archive_state(self, view: str) -> str:
@@ -96,7 +98,8 @@ class Published(Connection):
     def remember_converted(self, variant: str, rows: Iterable[tuple[str, str, str]]) -> None:
         """Keep (url, hash of the original text, converted text) for a variant, replacing what was there."""
         self._db.executemany(
-            "INSERT OR REPLACE INTO editions (variant, url, source, converted) VALUES (?, ?, ?, ?)",
+            "INSERT INTO editions (variant, url, source, converted) VALUES (?, ?, ?, ?) ON CONFLICT (variant, url)"
+            " DO UPDATE SET source = excluded.source, converted = excluded.converted",
             ((variant, *row) for row in rows),
         )
 
@@ -104,7 +107,9 @@ class Published(Connection):
 
     def feed_created_at(self, name: str, now: datetime) -> datetime:
         """When a feed was first built: its ``updated`` time while it has no entries."""
-        self._db.execute("INSERT OR IGNORE INTO feeds (name, created_at) VALUES (?, ?)", (name, seconds(now)))
+        self._db.execute(
+            "INSERT INTO feeds (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, seconds(now))
+        )
         row = self._db.execute("SELECT created_at FROM feeds WHERE name = ?", (name,)).fetchone()
         return moment(row[0])
 

@@ -52,8 +52,9 @@ class SeedFiles(Connection):
     def remember_files(self, source: str, files: Iterable[tuple[str, KnownFile, str | None, str | None]]) -> None:
         """Remember seed files as (path, what was seen, the article's URL, the error) in one statement."""
         self._db.executemany(
-            "INSERT OR REPLACE INTO seed_files (source, path, size, mtime_ns, sha256, url, error)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO seed_files (source, path, size, mtime_ns, sha256, url, error) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " sha256 = excluded.sha256, url = excluded.url, error = excluded.error",
             ((source, path, seen.size, seen.mtime_ns, seen.sha256, url, error) for path, seen, url, error in files),
         )
 
