@@ -1,4 +1,4 @@
-"""The ``feeder`` command: run | serve | refresh | status | check | site check.
+"""The ``feeder`` command: run | serve | refresh | status | check | site check | store copy.
 
 The only module that imports click and rich, sets up logging and turns
 FeederError into an exit code (the wall clock is read here and in service.py,
@@ -23,6 +23,7 @@ import click
 
 from feeder import __version__, status
 from feeder.archive import by_archive_folder
+from feeder.cli_store import store_group
 from feeder.config import DEFAULT_CONFIG, Config, load_config
 from feeder.control import connect
 from feeder.errors import FeederError
@@ -156,6 +157,9 @@ def check_command(config_path: Path, strict: bool) -> None:
         failed += counts["failed"]
     if failed or (strict and problems):
         sys.exit(EXIT_INPUT_PROBLEMS)
+
+
+main.add_command(store_group)
 
 
 @main.group("site")
