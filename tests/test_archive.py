@@ -51,10 +51,12 @@ def write_articles(seeds: Path, numbers: range, *, revision: int = 0) -> None:
         write_seed(seeds, f"{number:04d}.txt", article(number, revision=revision))
 
 
-def make_config(root: Path) -> Config:
+def make_config(root: Path, database: Path | str | None = None) -> Config:
+    """The config; on PostgreSQL when ``database`` is a URL (the ``database`` fixture's)."""
     text = (
         f"output_dir: public\nstate_dir: state\nbase_url: {BASE_URL}\n"
-        "sources:\n  - {name: seeds, kind: seeds, path: seeds}\n"
+        + (f"database: '{database}'\n" if isinstance(database, str) else "")
+        + "sources:\n  - {name: seeds, kind: seeds, path: seeds}\n"
         "feeds:\n  - {name: rfi-cn, title: RFI 中文, sources: [seeds], max_entries: 20, archive_page_entries: 25}\n"
     )
     (root / "config.yaml").write_text(text, encoding="utf-8")
@@ -119,8 +121,9 @@ def assert_every_entry_once(config: Config) -> None:
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> Config:
-    config = make_config(tmp_path)
+def history(tmp_path: Path, database: Path | str) -> Config:
+    """360 articles built into archive pages, on SQLite and on PostgreSQL."""
+    config = make_config(tmp_path, database)
     write_articles(tmp_path / "seeds", range(ARTICLES))
     build(config)
     return config
