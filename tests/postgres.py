@@ -48,7 +48,11 @@ class Server:
 
     def _run(self, *command: str) -> None:
         prefix = ["runuser", "-u", self.user, "--"] if self.user else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+        done = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode:
+            log = self.root / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}{tail}")
 
 
 def start() -> Server:

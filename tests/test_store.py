@@ -241,7 +241,10 @@ def test_published_is_the_precise_time_within_a_minute_else_the_earliest(
     assert store.entries(["seeds"], 10)[0].published == expected
 
 
-def test_upsert_many_gives_what_upserts_one_by_one_give(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_upsert_many_gives_what_upserts_one_by_one_give(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     newer = {"version_at": datetime(2024, 1, 10, tzinfo=UTC), "content_html": "<p>新版</p>", "content_hash": "b"}
     batch = [
         article("https://www.rfi.fr/cn/a/1"),
@@ -252,7 +255,12 @@ def test_upsert_many_gives_what_upserts_one_by_one_give(tmp_path: Path) -> None:
     ]
     states = []
     for name, write in (("one by one", False), ("many", True)):
-        with Store.open(tmp_path / f"{name}.sqlite3") as store, store.transaction():
+        database = (
+            request.getfixturevalue("postgres_server").new_database()
+            if backend == "postgres"
+            else tmp_path / f"{name}.sqlite3"
+        )
+        with Store.open(database) as store, store.transaction():
             store.upsert(article("https://www.rfi.fr/cn/a/0", **newer), "seeds")
             outcomes = store.upsert_many(batch, "seeds") if write else [store.upsert(a, "seeds") for a in batch]
             states.append((outcomes, store.entries(["seeds"], 10), store.count_entries()))
