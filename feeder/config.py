@@ -27,8 +27,8 @@ from feeder.yamlfile import Document, read_text
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("config.yaml")
-DEFAULT_SITE = "rfi-cn"
-"""The site a seeds source reads its files by, and what the old ``kind: rfi`` stands for."""
+DEFAULT_SITE = "rfi-cn"  # the site a seeds source reads its files by, and what the old kind: rfi stands for
+OLD_KINDS = {"rfi": "site"}  # a kind of older configs → the kind it is read as (with site: DEFAULT_SITE)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -141,11 +141,11 @@ class FeedSource(_Strict):
 
 def _read_old_kinds(value: object, info: ValidationInfo) -> object:
     """``kind: rfi`` (before sites were data) is ``kind: site`` with ``site: rfi-cn``."""
-    if isinstance(value, dict) and value.get("kind") == "rfi":
+    if isinstance(value, dict) and value.get("kind") in OLD_KINDS:
         notices = (info.context or {}).get("old_kinds")
         if isinstance(notices, list):
             notices.append(value.get("name"))
-        return {**value, "kind": "site", "site": value.get("site", DEFAULT_SITE)}
+        return {**value, "kind": OLD_KINDS[value["kind"]], "site": value.get("site", DEFAULT_SITE)}
     return value
 
 
@@ -283,7 +283,7 @@ def parse_config(text: str, path: Path) -> Config:
     """Validate YAML text as if read from ``path`` (relative paths resolve against its folder)."""
     document = Document(text, path, "the config")
     old_kinds: list[str] = []
-    config = document.validate(Config, context={"root": path.parent.resolve(), "old_kinds": old_kinds})
+    config = document.validate(Config, {"root": path.parent.resolve(), "old_kinds": old_kinds}, OLD_KINDS)
     config._sites = load_sites(config.sites_dir)
     document.fail(_cross_problems(config))
     for name in old_kinds:

@@ -6,7 +6,7 @@ line, the key path and the problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,10 +41,15 @@ class Document:
         if duplicates:
             raise ConfigError("\n".join(duplicates))
         self._names: set[str] = set()
+        self._kinds: Mapping[str, str] = {}
 
-    def validate(self, model: type[Model], context: dict[str, Any] | None = None) -> Model:
-        """The data as ``model``; ConfigError with one line per problem."""
+    def validate(
+        self, model: type[Model], context: dict[str, Any] | None = None, kinds: Mapping[str, str] | None = None
+    ) -> Model:
+        """The data as ``model``; ConfigError with one line per problem. ``kinds`` maps a ``kind`` written in the
+        file to the one it is validated as (an old name), so errors inside such an item find its line."""
         self._names = field_names(model)
+        self._kinds = kinds or {}
         try:
             return model.model_validate(self.data, context=context)
         except ValidationError as e:
@@ -52,7 +57,7 @@ class Document:
             raise ConfigError("\n".join(lines)) from e
 
     def describe(self, loc: Location, message: str) -> str:
-        node, keys = _locate(self.root, loc, self._names)
+        node, keys = _locate(self.root, loc, self._names, self._kinds)
         where = f"{self.path}:{node.start_mark.line + 1}" if node is not None else str(self.path)
         return f"{where}: {key_path(keys) or '(top level)'}: {message}"
 
@@ -129,12 +134,14 @@ def _message(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _locate(node: yaml.Node | None, loc: tuple[Any, ...], names: set[str]) -> tuple[yaml.Node | None, list[Any]]:
+def _locate(
+    node: yaml.Node | None, loc: tuple[Any, ...], names: set[str], kinds: Mapping[str, str]
+) -> tuple[yaml.Node | None, list[Any]]:
     """Follow a pydantic error location through the YAML node tree, as far as it goes."""
     keys: list[Any] = []
     for part in loc:
         kind = _child(node, "kind")
-        if (isinstance(kind, yaml.ScalarNode) and kind.value == part) or (part == "site" and _is_old_kind(kind)):
+        if isinstance(kind, yaml.ScalarNode) and kinds.get(kind.value, kind.value) == part:
             continue  # the tag pydantic puts in the location of a union's member
         child = _child(node, part)
         if child is None:
@@ -146,11 +153,6 @@ def _locate(node: yaml.Node | None, loc: tuple[Any, ...], names: set[str]) -> tu
         keys.append(part)
         node = child
     return node, keys
-
-
-def _is_old_kind(kind: yaml.Node | None) -> bool:
-    """``kind: rfi``, which is validated as ``kind: site``."""
-    return isinstance(kind, yaml.ScalarNode) and kind.value == "rfi"
 
 
 def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
