@@ -7,7 +7,9 @@ XPath (``Pick.xpath``), so nothing past loading needs a CSS library.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -96,6 +98,10 @@ class SiteRules:
     @property
     def hosts(self) -> frozenset[str]:
         return self.urls.hosts
+
+    def allowing(self, hosts: Iterable[str]) -> SiteRules:
+        """These rules with articles allowed on ``hosts`` too (the config's ``allowed_hosts``)."""
+        return dataclasses.replace(self, urls=self.urls.with_hosts(self.hosts | frozenset(hosts)))
 
 
 def tracking_pattern(names: tuple[str, ...]) -> re.Pattern[str]:

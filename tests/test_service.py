@@ -37,7 +37,6 @@ import pytest
 from feeder.config import load_config
 from feeder.models import SeedFile
 from feeder.sources.reading import ReadRules, article_from_seed
-from feeder.sources.seeds import site_rules
 from tests.builders import CHILD_ENV, NOW, config_text, free_port, run_feeder, seed_text, write_seed
 from tests.prom import key, samples
 
@@ -594,7 +593,7 @@ def half_written_seed(site: Site, url: str, *, half_wins: bool) -> bytes:
     """
     config = load_config(site.config)
     seed = SeedFile(path=site.seeds / "probe.txt", size=0, mtime_ns=time.time_ns())
-    rules = ReadRules("seeds", site_rules(config, "rfi-cn"), NOW)
+    rules = ReadRules("seeds", config.site("rfi-cn").allowing(config.allowed_hosts), NOW)
     for variant in range(100):
         body = "".join(f"<p>第{k}段，第{variant}稿。</p>" for k in range(40)) + f"<p>{END_MARK}</p>"
         data = seed_text(url, "慢慢写完的文章", body=body).encode("utf-8")

@@ -6,7 +6,6 @@ worker processes when there are many (reading.py), and forgets the files that le
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from datetime import datetime, timedelta
 from feeder.config import Config, SeedsSource
 from feeder.errors import SourceError
 from feeder.models import Article, Problem, Progress, SeedFile, SourceReport
-from feeder.rules import SiteRules
 from feeder.sources import folder
 from feeder.sources.reading import ReadRules, SeedJob, SeedRead, read_all, read_seed
 from feeder.store import Store
@@ -27,20 +25,13 @@ RECENT_WRITE = timedelta(seconds=10)
 RECORD_BATCH = 64
 
 
-def site_rules(config: Config, name: str, extra_hosts: frozenset[str] = frozenset()) -> SiteRules:
-    """A site's rules, its articles allowed on the config's ``allowed_hosts`` (and ``extra_hosts``) too."""
-    site = config.site(name)
-    hosts = site.hosts | frozenset(config.allowed_hosts) | extra_hosts
-    return dataclasses.replace(site, urls=site.urls.with_hosts(hosts))
-
-
 class SeedsPoller:
     """Polls one seeds folder."""
 
     def __init__(self, spec: SeedsSource, config: Config) -> None:
         self.name = spec.name
         self.spec = spec
-        self.site = site_rules(config, spec.site)
+        self.site = config.site(spec.site).allowing(config.allowed_hosts)
 
     def poll(self, store: Store, now: datetime, progress: Progress | None = None) -> SourceReport:
         tally = _Tally()

@@ -10,7 +10,6 @@ from feeder.config import Config, SiteSource
 from feeder.models import ParsedArticle, Progress, SourceReport
 from feeder.parse import FieldsFound, read_page
 from feeder.rules import UrlRules
-from feeder.sources.seeds import site_rules
 from feeder.sources.web import WebPlan, fetch_settings, poll_web
 from feeder.store import Store
 
@@ -21,7 +20,7 @@ class SitePoller:
     def __init__(self, spec: SiteSource, config: Config) -> None:
         self.name = spec.name
         self.config = config
-        site = self.site = site_rules(config, spec.site)
+        site = self.site = config.site(spec.site).allowing(config.allowed_hosts)
         routes = tuple((host, spec.origin) for host in sorted(config.site(spec.site).hosts)) if spec.origin else ()
         self.plan = WebPlan(
             name=spec.name,
