@@ -22,8 +22,8 @@ from feeder.config import (
     WebSubConfig,
     load_config,
     parse_config,
-    parse_duration,
 )
+from feeder.config_fields import parse_duration
 from feeder.errors import ConfigError
 from tests.builders import config_text, seeds_folder
 
