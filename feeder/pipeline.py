@@ -37,7 +37,7 @@ def refresh(
     """
     polled = [s for s in config.sources if sources is None or s.name in sources]
     with store.transaction():
-        _forget_files_if_rules_changed(config, store)
+        forget_files_if_rules_changed(config, store)
         reports = tuple(open_source(source, config).poll(store, now, progress) for source in polled)
     built = build(config, store, now)
     return RefreshReport(
@@ -57,7 +57,7 @@ def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, Se
                 yield source, seed, result
 
 
-def _forget_files_if_rules_changed(config: Config, store: Store) -> None:
+def forget_files_if_rules_changed(config: Config, store: Store) -> None:
     """Read every seed again when the parser, a site's rules or the host allowlist changed since the last refresh."""
     sites = sorted({f"{s.site}={config.site(s.site).digest}" for s in config.sources if isinstance(s, SeedsSource)})
     rules = f"{PARSER_VERSION}:{','.join(sorted(config.allowed_hosts))}:{','.join(sites)}"

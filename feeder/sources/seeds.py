@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,28 +33,47 @@ class SeedsPoller:
         self.spec = spec
         self.site = config.site(spec.site).allowing(config.allowed_hosts)
 
-    def poll(self, store: Store, now: datetime, progress: Progress | None = None) -> SourceReport:
+    def poll(
+        self, store: Store, now: datetime, progress: Progress | None = None, *, only: Collection[str] | None = None
+    ) -> SourceReport:
+        """Read what changed in the folder; with ``only`` (file names: one chunk of a big poll), among those
+        files alone, and without looking for files that left the folder."""
         tally = _Tally()
         remembered = store.count_files(self.name)
-        listed = _Listing(self.spec, store, tally, now)
+        listed = _Listing(self.spec, store, tally, now, None if only is None else frozenset(only))
         rules = ReadRules(self.name, self.site, now)
         try:
             done = 0
             for reads in _batches(read_all(listed.jobs(), rules), RECORD_BATCH):
-                _record(reads, self.name, store, tally)
+                with store.transaction():
+                    _record(reads, self.name, store, tally)
                 for _ in reads:
                     done += 1
                     if progress:
                         progress(self.name, done, listed.to_read)
         except SourceError as e:
             return tally.report(self.name, failure=str(e))
-        before = store.emptied(f"files:{self.name}", listed.count)
-        tally.degraded = f"the folder holds no seed files any more (it held {before})" if before else None
-        if listed.known < remembered:  # some remembered file was not listed: find which, and forget it
-            gone = [path for path in store.file_paths(self.name) if not folder.is_seed(self.spec.path, path)]
-            store.forget_paths(self.name, gone)
+        if only is not None:
+            return tally.report(self.name)
+        with store.transaction():
+            before = store.emptied(f"files:{self.name}", listed.count)
+            tally.degraded = f"the folder holds no seed files any more (it held {before})" if before else None
+            if listed.known < remembered:  # some remembered file was not listed: find which, and forget it
+                gone = [path for path in store.file_paths(self.name) if not folder.is_seed(self.spec.path, path)]
+                store.forget_paths(self.name, gone)
         tally.problems.sort(key=lambda p: p.locator)
         return tally.report(self.name)
+
+    def changed_names(self, store: Store) -> list[str]:
+        """The names of the folder's files that are new or changed since they were last read (none when the
+        folder cannot be listed: the poll says why)."""
+        names: list[str] = []
+        try:
+            for batch in folder.listing(self.spec.path):
+                names += [listed[0] for listed, _ in store.changed_files(self.name, batch)[1]]
+        except SourceError:
+            return []
+        return names
 
     def check(self, now: datetime) -> Iterator[tuple[SeedFile | None, Article | Problem]]:
         """Parse every file without touching the state or the output (``feeder check``)."""
@@ -91,14 +110,17 @@ class _Tally:
 class _Listing:
     """The folder's files, batch by batch, as jobs for those to read; counts what it lists."""
 
-    def __init__(self, source: SeedsSource, store: Store, tally: _Tally, now: datetime) -> None:
-        self.source, self.store, self.tally = source, store, tally
+    def __init__(
+        self, source: SeedsSource, store: Store, tally: _Tally, now: datetime, only: frozenset[str] | None
+    ) -> None:
+        self.source, self.store, self.tally, self.only = source, store, tally, only
         self.recent_after = (now - RECENT_WRITE).timestamp() * 1e9
         self.count = self.known = self.to_read = 0
 
     def jobs(self) -> Iterator[SeedJob]:
         path = self.source.path
-        for batch in folder.listing(path):
+        for listed_batch in folder.listing(path):
+            batch = listed_batch if self.only is None else [f for f in listed_batch if f[0] in self.only]
             known, changed = self.store.changed_files(self.source.name, batch)
             self.count += len(batch)
             self.known += known

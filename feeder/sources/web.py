@@ -5,7 +5,11 @@ lead-only article version. When the source reads pages, an article page is fetch
 (a new item, or an item whose feed date moved), at most ``max_pages`` per poll; a failed page keeps the feed's
 title, lead, image and date and is tried again later (5 minutes, doubling, capped at 6 hours) while a feed
 still lists it. A page the rules no longer fit (no title or body where the rules look) keeps the feed's lead and
-is counted, so the report says when a site's rules went stale. Runs inside the refresh's transaction.
+is counted, so the report says when a site's rules went stale.
+
+What a poll writes, it writes in a few short transactions, each after the fetching it follows, with the parsing
+done before it: in a refresh they are all part of its one transaction; alone (a worker's job on PostgreSQL) they
+let other workers write while this one waits on the network.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from feeder import __version__
 from feeder.config import Config
 from feeder.errors import FetchError, ParseError, PutOffError, RetryLater
 from feeder.http import Fetcher
-from feeder.models import Fetched, ParsedArticle, Problem, Progress, SourceReport
+from feeder.models import Article, Fetched, ParsedArticle, Problem, Progress, SourceReport
 from feeder.normalize import normalize
 from feeder.parse import FieldsFound, RulesMissedError, decode_html, parse_feed, plain_text
 from feeder.politeness import FetchSettings
@@ -75,6 +79,14 @@ class _Poll:
         self.counts[outcome] += 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """A feed as read: how many items it has, and the articles of those that normalize."""
+
+    items: int
+    articles: list[Article]
+
+
 def user_agent(config: Config) -> str:
     contact = f"; +{config.http.contact}" if config.http.contact else ""
     return f"feeder/{__version__} (feed republisher{contact})"
@@ -100,7 +112,8 @@ def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progres
     hosts = store.hosts()
     fetcher = Fetcher(plan.settings, hosts, now=lambda: now)
     failure = asyncio.run(_run(poll, fetcher, progress))
-    store.save_hosts(hosts)
+    with store.transaction():
+        store.save_hosts(hosts)
     waiting = None
     if failure is not None and len(poll.put_off) == len(poll.problems):  # every feed was put off, none failed
         waiting = "; ".join(dict.fromkeys(poll.put_off))
@@ -126,9 +139,13 @@ async def _run(poll: _Poll, fetcher: Fetcher, progress: Progress | None) -> str 
         answers = await asyncio.gather(*(_fetch(fetcher, poll, url, poll.config.http.max_feed_bytes) for url in feeds))
         if all(answer is None for answer in answers):
             return "no feed could be read (see the errors)"
-        for url, answer in zip(feeds, answers, strict=True):
-            if answer is not None and answer.status == 200:
-                _ingest_feed(poll, url, answer)
+        read = [(url, answer, _read_feed(poll, url, answer)) for url, answer in zip(feeds, answers, strict=True)]
+        with poll.store.transaction():
+            for url, answer, listed in read:
+                if answer is not None:
+                    poll.store.save_validators(url, answer.validators)
+                if listed is not None:
+                    _store_feed(poll, url, listed)
         if poll.plan.read_page is not None:
             await _fetch_pages(fetcher, poll, progress)
     return None
@@ -142,22 +159,20 @@ async def _fetch(fetcher: Fetcher, poll: _Poll, url: str, max_bytes: int) -> Fet
         if isinstance(e, PutOffError):
             poll.put_off.append(e.reason)
         return None
-    poll.store.save_validators(url, fetched.validators)
     return fetched
 
 
-def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
-    """Ingest a feed that was read; its listing is replaced only when it parses (a 304, a failed or a broken
-    feed leaves what it listed before)."""
+def _read_feed(poll: _Poll, url: str, answer: Fetched | None) -> _Listed | None:
+    """The items of a feed that was read (200) and parses; None leaves what it listed before (a 304, a failed
+    or a broken feed)."""
+    if answer is None or answer.status != 200:
+        return None
     try:
         items = parse_feed(answer.content, url, answer.content_type)
     except ParseError as e:
         poll.problems.append(Problem(url, str(e)))
-        return
-    before = poll.store.emptied(f"items:{url}", len(items))
-    if before:
-        poll.degraded.append(f"{url} lists no items any more (it listed {before})")
-    listed = set()
+        return None
+    articles = []
     for item in items:
         try:
             urls = poll.plan.urls_for(item.url)
@@ -165,6 +180,18 @@ def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
         except ParseError as e:
             poll.problems.append(Problem(f"{url}: {item.url}", str(e)))
             continue
+        articles.append(article)
+    return _Listed(len(items), articles)
+
+
+def _store_feed(poll: _Poll, url: str, listed_items: _Listed) -> None:
+    """Merge a feed's articles into the store and replace what it lists."""
+    before = poll.store.emptied(f"items:{url}", listed_items.items)
+    articles = listed_items.articles
+    if before:
+        poll.degraded.append(f"{url} lists no items any more (it listed {before})")
+    listed = set()
+    for article in articles:
         poll.count(poll.store.upsert(article, poll.plan.name))
         if poll.plan.read_page is not None and poll.plan.fetches(article.url):
             poll.store.note_feed_item(article.url, poll.plan.name, article.published)
@@ -173,16 +200,18 @@ def _ingest_feed(poll: _Poll, url: str, answer: Fetched) -> None:
 
 
 async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None) -> None:
-    if poll.plan.adopt is not None:
-        poll.store.adopt_articles_without_pages(poll.plan.name, poll.plan.adopt)
-    due = poll.store.pages_due(poll.plan.name, poll.now, poll.plan.max_pages)
+    with poll.store.transaction():
+        if poll.plan.adopt is not None:
+            poll.store.adopt_articles_without_pages(poll.plan.name, poll.plan.adopt)
+        due = poll.store.pages_due(poll.plan.name, poll.now, poll.plan.max_pages)
     answers = await asyncio.gather(*(_fetch_page(fetcher, poll, url) for url in due))
-    for done, (url, answer) in enumerate(zip(due, answers, strict=True), start=1):
-        _ingest_page(poll, url, answer)
-        if progress:
-            progress(poll.plan.name, done, len(due))
-    _check_rules(poll)
-    _check_bodies(poll)
+    with poll.store.transaction():
+        for done, (url, answer) in enumerate(zip(due, answers, strict=True), start=1):
+            _ingest_page(poll, url, answer)
+            if progress:
+                progress(poll.plan.name, done, len(due))
+        _check_rules(poll)
+        _check_bodies(poll)
 
 
 async def _fetch_page(fetcher: Fetcher, poll: _Poll, url: str) -> Fetched | FetchError:

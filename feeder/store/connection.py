@@ -35,12 +35,22 @@ class Connection:
             yield cls(driver)
 
     @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What the database raises: the store turns them into StoreError in a transaction, not in a read."""
+        return self._db.errors
+
+    @property
     def schema_version(self) -> int:
         return self._db.schema_version()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One write transaction; rolled back whole if anything in it raises."""
+        """One write transaction; rolled back whole if anything in it raises. Inside another, it is part of that
+        one: a poll writes in short transactions of its own when run alone (a worker's job, so the others can
+        write while it waits on the network) and in the refresh's one transaction otherwise."""
+        if self._in_transaction:
+            yield
+            return
         errors = self._db.errors
         try:
             self._db.begin()
@@ -83,6 +93,9 @@ class Connection:
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def delete_setting(self, key: str) -> None:
+        self._db.execute("DELETE FROM settings WHERE key = ?", (key,))
 
     def emptied(self, key: str, count: int) -> int | None:
         """Track how many items something yields: when it yields none but yielded some before, how many."""
