@@ -42,7 +42,14 @@ class Driver(Protocol):
 
     def commit(self) -> None: ...
 
+    def notify(self, channel: str, payload: str) -> None:
+        """Tell the database's listeners on ``channel`` (PostgreSQL, at commit); nothing on SQLite, where one
+        process polls and publishes."""
+
     def rollback(self) -> None: ...
+
+    def apply_once(self, name: str, script: str, present: str) -> bool:
+        """Run another library's schema once per database (PostgreSQL only); see PostgresDriver."""
 
     def schema_version(self) -> int:
         """How many of the dialect's migrations the database has."""

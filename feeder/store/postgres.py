@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import LiteralString
 
 import psycopg
+from psycopg import sql as pgsql
 
 from feeder.database_url import redacted
 from feeder.errors import StoreError
@@ -48,6 +49,23 @@ class PostgresDriver:
     def rollback(self) -> None:
         self._db.execute("ROLLBACK")
 
+    def notify(self, channel: str, payload: str) -> None:
+        self._db.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def apply_once(self, name: str, script: str, present: str) -> bool:
+        """Run ``script`` (another library's schema) unless it ran before or the table ``present`` exists; one
+        process at a time. True if it ran."""
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            self._db.execute("CREATE TABLE IF NOT EXISTS feeder_applied (name TEXT PRIMARY KEY)")
+            if self._db.execute("SELECT 1 FROM feeder_applied WHERE name = %s", (name,)).fetchone():
+                return False
+            exists = self._db.execute("SELECT to_regclass(%s) IS NOT NULL", (present,)).fetchone()
+            if not (exists and exists[0]):
+                self._db.execute(script.encode())
+            self._db.execute("INSERT INTO feeder_applied (name) VALUES (%s)", (name,))
+            return not (exists and exists[0])
+
     def schema_version(self) -> int:
         row = self._db.execute("SELECT coalesce(max(version), 0) FROM feeder_schema").fetchone()
         return 0 if row is None else int(str(row[0]))
@@ -63,6 +81,40 @@ class PostgresDriver:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 self._db.execute(script)
                 self._db.execute("INSERT INTO feeder_schema (version) VALUES (%s)", (number,))
+
+
+class Listener:
+    """A connection that LISTENs on one channel: ``wait`` returns the payloads notified, or none after
+    ``timeout`` seconds. StoreError when the database cannot be reached; the next ``wait`` connects again."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self._url, self._channel = url, channel
+        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def listen(self) -> None:
+        """Connect and LISTEN, unless already listening: whatever is notified from now on, ``wait`` gets."""
+        if self._connection is not None:
+            return
+        try:
+            self._connection = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            self._connection.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(self._channel)))
+        except psycopg.Error as e:
+            self.close()
+            raise StoreError(f"{redacted(self._url)}: {e}") from e
+
+    def wait(self, timeout: float) -> list[str]:
+        self.listen()
+        assert self._connection is not None
+        try:
+            return [n.payload for n in self._connection.notifies(timeout=timeout, stop_after=1)]
+        except psycopg.Error as e:
+            self.close()
+            raise StoreError(f"{redacted(self._url)}: {e}") from e
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def _query(sql: str) -> LiteralString:

@@ -35,6 +35,12 @@ class SqliteDriver:
     def rollback(self) -> None:
         self._db.execute("ROLLBACK")
 
+    def notify(self, channel: str, payload: str) -> None:
+        pass
+
+    def apply_once(self, name: str, script: str, present: str) -> bool:
+        raise StoreError(f"{name} needs the state database on PostgreSQL (database: postgresql://…)")
+
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
