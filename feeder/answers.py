@@ -16,33 +16,50 @@ from typing import Any
 
 from feeder import status
 from feeder.config import VARIANT_LANGUAGES, Config, FeedConfig
-from feeder.errors import UnknownSourceError
-from feeder.scheduler import Asked, Refresher, Schedule
+from feeder.errors import FeederError, UnknownSourceError
+from feeder.scheduler import Asked, Refreshes, Schedule
 
 log = logging.getLogger("feeder")
 
 FORMATS = ("atom", "rss", "json")
 JsonObject = dict[str, Any]
+Queued = Callable[[], JsonObject]
+"""The job queue as the status shows it (PostgreSQL only)."""
 
 
-def current_status(config: Config, schedule: Schedule) -> status.Status:
-    """The status last recorded, with when each source is polled next."""
+def current_status(config: Config, schedule: Schedule, queue: Queued | None = None) -> status.Status:
+    """The status last recorded, with when each source is polled next (and on PostgreSQL, the job queue)."""
     current = status.load(config.state_dir)
     for name, moment in schedule.next_polls().items():
         current["sources"].setdefault(name, {})["next_poll"] = _iso(moment) if moment else None
+    if queue is not None:
+        try:
+            current["queue"] = queue()
+        except FeederError as e:
+            current["queue"] = {"error": str(e)}
     return current
 
 
 class Answers:
     """The daemon's answers; ``config`` is a function because a reload (SIGHUP) replaces the config."""
 
-    def __init__(self, config: Callable[[], Config], refresher: Refresher, schedule: Schedule) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        refresher: Refreshes,
+        schedule: Schedule,
+        *,
+        queue: Queued | None = None,
+        trouble: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._config = config
         self._refresher = refresher
         self._schedule = schedule
+        self._queue = queue
+        self._trouble = trouble
 
     def status(self) -> JsonObject:
-        return current_status(self._config(), self._schedule)
+        return current_status(self._config(), self._schedule, self._queue)
 
     def sources(self) -> list[JsonObject]:
         """Each configured source: its kind and interval, and what its last poll did (status.json's figures)."""
@@ -73,7 +90,7 @@ class Answers:
         """None while the schedule and the refresh worker run and the last refresh published; else why not."""
         if not self._schedule.running or not self._refresher.working:
             return "the scheduler is not running"
-        return self._refresher.last_failure
+        return self._trouble() or self._refresher.last_failure
 
     def refresh(self, names: Sequence[str] | None) -> JsonObject:
         """Queue a refresh of these sources (all when None) with the Refresher; where it stands, with its id."""

@@ -1,4 +1,4 @@
-"""The ``feeder`` command: run | serve | refresh | status | check | site check | store copy.
+"""The ``feeder`` command: run | serve | refresh | status | check | site check | store copy | worker.
 
 The only module that imports click and rich, sets up logging and turns
 FeederError into an exit code (the wall clock is read here and in service.py,
@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import click
 
 from feeder import __version__, status
 from feeder.archive import by_archive_folder
+from feeder.cli_common import config_option, configure_logging
+from feeder.cli_queue import database_status, queued_refresh, worker_command
 from feeder.cli_store import store_group
-from feeder.config import DEFAULT_CONFIG, Config, load_config
+from feeder.config import Config, load_config
 from feeder.control import connect
 from feeder.errors import FeederError
 from feeder.models import Problem, Progress
@@ -38,15 +38,6 @@ EXIT_INTERNAL = 1
 EXIT_INPUT_PROBLEMS = 6
 PROGRESS_THRESHOLD = 200
 REFRESH_TIMEOUT = 600.0
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="The configuration file.",
-)
 
 
 class FeederGroup(click.Group):
@@ -87,7 +78,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.pass_context
 def run_command(ctx: click.Context, config_path: Path) -> None:
     """Run the service: poll on schedule, serve the output folder, take manual refreshes."""
-    _configure_logging(ctx.obj["debug"])
+    configure_logging(ctx.obj["debug"])
     Service(load_config(config_path), config_path=config_path).run()
 
 
@@ -96,7 +87,7 @@ def run_command(ctx: click.Context, config_path: Path) -> None:
 @click.pass_context
 def serve_command(ctx: click.Context, config_path: Path) -> None:
     """Only serve the output folder over HTTP (another process refreshes it)."""
-    _configure_logging(ctx.obj["debug"])
+    configure_logging(ctx.obj["debug"])
     serve_only(load_config(config_path))
 
 
@@ -113,6 +104,10 @@ def refresh_command(config_path: Path, sources: tuple[str, ...]) -> None:
     if daemon is not None:
         report = daemon.refresh(sources, timeout=REFRESH_TIMEOUT)
         click.echo("refreshed by the running daemon")
+        _print_report(report)
+    elif (queued := queued_refresh(config, sources, REFRESH_TIMEOUT)) is not None:
+        report = queued
+        click.echo("polled by the workers (each feeder run publishes what they found)")
         _print_report(report)
     else:
         with _progress_bar() as progress:
@@ -132,7 +127,7 @@ def status_command(config_path: Path, as_json: bool) -> None:
     """What the last poll of each source did, and when the next one is due."""
     config = load_config(config_path)
     daemon = connect(config)
-    current = daemon.status() if daemon is not None else status.load(config.state_dir)
+    current = daemon.status() if daemon is not None else database_status(config) or status.load(config.state_dir)
     if as_json:
         click.echo(json.dumps(current, ensure_ascii=False, indent=2))
         return
@@ -160,6 +155,7 @@ def check_command(config_path: Path, strict: bool) -> None:
 
 
 main.add_command(store_group)
+main.add_command(worker_command)
 
 
 @main.group("site")
@@ -237,33 +233,6 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-class _JournalFormatter(logging.Formatter):
-    """``<priority>message``: journald reads the level from the prefix and adds the time itself."""
-
-    PRIORITIES: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7,
-        logging.INFO: 6,
-        logging.WARNING: 4,
-        logging.ERROR: 3,
-        logging.CRITICAL: 2,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.PRIORITIES.get(record.levelno, 6)}>{super().format(record)}"
-
-
-def _configure_logging(debug: bool) -> None:
-    """One line per event on stderr: bare under systemd, timestamped elsewhere."""
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(_JournalFormatter("%(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler], force=True)
-    for chatty in ("apscheduler", "httpx2", "uvicorn"):  # a line per job run, per request: feeder logs what matters
-        logging.getLogger(chatty).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @contextmanager

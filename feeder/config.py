@@ -7,18 +7,33 @@ a ConfigError whose lines each name the file, the line, the key path and the pro
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
 
+from feeder.config_fields import (
+    AbsoluteUrl,
+    BaseUrl,
+    ConfigPath,
+    Duration,
+    Host,
+    ListenHost,
+    Name,
+    Origin,
+)
 from feeder.database_url import check_database_url
 from feeder.rules import SiteRules
 from feeder.sites import load_sites
@@ -30,59 +45,6 @@ DEFAULT_CONFIG = Path("config.yaml")
 DEFAULT_SITE = "rfi-cn"  # the site a seeds source reads its files by, and what the old kind: rfi stands for
 OLD_KINDS = {"rfi": "site"}  # a kind of older configs → the kind it is read as (with site: DEFAULT_SITE)
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-
-
-def parse_duration(value: object) -> timedelta:
-    """'30s', '15m', '1h', '1d' → timedelta; anything else (a bare YAML number too) is refused."""
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string such as '30s', '15m' or '1h', not {value!r}")
-    match = _DURATION.match(value)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"invalid duration {value!r} (use a positive number and s, m, h or d: 30s, 15m, 1h)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    root = Path((info.context or {}).get("root", Path.cwd()))
-    return (root / value.expanduser()).resolve()
-
-
-def _check_base_url(value: str) -> str:
-    value = _check_absolute_url(value)
-    return value if value.endswith("/") else value + "/"
-
-
-def _check_absolute_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an absolute http(s) URL, not {value!r}")
-    return value
-
-
-def _check_origin(value: str) -> str:
-    parts = urlsplit(_check_absolute_url(value))
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"must be scheme://host[:port] only, not {value!r}")
-    return value.rstrip("/")
-
-
-def _check_host(value: str) -> str:
-    host = value.strip().lower()
-    if not re.fullmatch(r"[a-z0-9.-]+", host) or host.startswith(".") or ".." in host:
-        raise ValueError(f"not a host name: {value!r}")
-    return host
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
-Name = Annotated[str, Field(pattern=_NAME)]
-Host = Annotated[str, AfterValidator(_check_host)]
-AbsoluteUrl = Annotated[str, AfterValidator(_check_absolute_url)]
-Origin = Annotated[str, AfterValidator(_check_origin)]
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
@@ -93,17 +55,10 @@ class ServerConfig(_Strict):
     port: int = Field(default=8080, ge=1, le=65535)
 
 
-def _check_listen_host(value: str) -> str:
-    """An IP address or a host name to listen on (no scheme, port or path)."""
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(value))
-    return _check_host(value)
-
-
 class ControlConfig(_Strict):
     """The control API and status page (feeder/api.py): keep it on loopback; every /api/ request needs the token."""
 
-    host: Annotated[str, AfterValidator(_check_listen_host)] = "127.0.0.1"
+    host: ListenHost = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     token_file: ConfigPath | None = None  # unset: state_dir/control.token (Config.token_file)
 
@@ -192,12 +147,32 @@ class WebSubConfig(_Strict):
     retry_delay: Duration = timedelta(seconds=5)
 
 
+class QueueConfig(_Strict):
+    """Poll jobs on PostgreSQL (with ``database:``): how workers run them and how a stalled one is noticed."""
+
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Polls one ``feeder worker`` runs at once, unless --concurrency says otherwise."""
+    heartbeat: Duration = timedelta(seconds=10)
+    stalled_after: Duration = timedelta(seconds=30)
+    """A worker silent this long is taken for dead: its polls are run again by another."""
+    check_every: Duration = timedelta(seconds=30)
+    """How often ``feeder run`` looks for feeds to publish when no notification came."""
+    chunk_files: int = Field(default=1000, ge=10)
+    """Seed files to read from which a seeds poll is cut into jobs of this many files."""
+
+    @model_validator(mode="after")
+    def _stalled_after_heartbeats(self) -> Self:
+        if self.stalled_after < 2 * self.heartbeat:
+            raise ValueError(f"stalled_after must be at least twice heartbeat ({self.heartbeat})")
+        return self
+
+
 class Config(_Strict):
     output_dir: ConfigPath
     state_dir: ConfigPath
     database: Annotated[str, AfterValidator(check_database_url)] | None = None
     """A postgresql:// URL for the state database; None: the SQLite file state_dir/feeder.sqlite3."""
-    base_url: Annotated[str, AfterValidator(_check_base_url)]
+    base_url: BaseUrl
     server: ServerConfig = ServerConfig()
     control: ControlConfig = ControlConfig()
     allowed_hosts: tuple[Host, ...] = ()
@@ -205,6 +180,7 @@ class Config(_Strict):
     sites_dir: ConfigPath = Field(default=Path("sites"), validate_default=True)
     http: HttpConfig = HttpConfig()
     websub: WebSubConfig = WebSubConfig()
+    queue: QueueConfig = QueueConfig()
     sources: tuple[Source, ...]
     feeds: tuple[FeedConfig, ...]
     _sites: dict[str, SiteRules] = PrivateAttr(default_factory=dict)

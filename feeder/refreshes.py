@@ -16,6 +16,7 @@ from feeder.locks import held
 from feeder.metrics import Metrics
 from feeder.models import Progress, RefreshReport
 from feeder.pipeline import refresh, state_database
+from feeder.polling import record
 from feeder.store import Store
 from feeder.websub import PingOutcome
 
@@ -39,6 +40,9 @@ def refresh_once(
     without one, a Metrics for this run alone, which writes metrics.prom all the same)."""
     with held(refresh_lock(config), wait=True, what="a refresh"), Store.open(state_database(config)) as store:
         report = refresh(config, store, now, progress=progress, sources=sources)
+        if config.database is not None:  # for the other nodes: their status, and feeds to publish
+            for source in report.sources:
+                record(config, store, source, now)
         entries = store.count_entries()
     recorded = status.record(
         status.load(config.state_dir),

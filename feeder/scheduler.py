@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -50,6 +50,30 @@ class Asked:
     state: State
     report: RefreshReport | None = None
     error: str | None = None
+
+
+class Refreshes(Protocol):
+    """What the schedule and the control API ask of a refresher: this module's Refresher, or on PostgreSQL
+    feeder.deferring's JobRefresher, which defers poll jobs to the workers."""
+
+    runs: int
+    last_failure: str | None
+
+    def start(self) -> None: ...
+
+    def request(self, sources: Iterable[str]) -> Future[RefreshReport]: ...
+
+    def ask(self, sources: Iterable[str]) -> str: ...
+
+    def progress(self, ident: str) -> Asked | None: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def working(self) -> bool: ...
+
+    def stop(self, timeout: float) -> bool: ...
 
 
 class Refresher:
@@ -179,7 +203,7 @@ def offset_for(name: str, interval: timedelta) -> timedelta:
 class Schedule:
     """One APScheduler job per source, each asking the Refresher for a poll and waiting for it."""
 
-    def __init__(self, refresher: Refresher, intervals: dict[str, timedelta]) -> None:
+    def __init__(self, refresher: Refreshes, intervals: dict[str, timedelta]) -> None:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._refresher = refresher
         self._add_jobs(intervals)
@@ -203,7 +227,7 @@ class Schedule:
             )
 
     @staticmethod
-    def _poll(refresher: Refresher, name: str) -> None:
+    def _poll(refresher: Refreshes, name: str) -> None:
         future = refresher.request([name])
         with contextlib.suppress(CancelledError):
             future.exception()  # wait for the poll; the refresher has logged any failure

@@ -20,10 +20,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feeder import status, websub
 from feeder.answers import Answers
 from feeder.api import ApiServer, create_app
+from feeder.build import Built
 from feeder.config import Config, SeedsSource, load_config
 from feeder.control import load_token
 from feeder.errors import ConfigError, ListenError, RefreshAbortedError
@@ -34,12 +36,15 @@ from feeder.models import RefreshReport
 from feeder.notify import notify, watchdog_period
 from feeder.pipeline import state_database
 from feeder.refreshes import log_report, ping_lines, refresh_once
-from feeder.scheduler import Refresher, Schedule
+from feeder.scheduler import Refresher, Refreshes, Schedule
 from feeder.serve import FileServer
 from feeder.sources.web import user_agent
 from feeder.store import Store
 from feeder.watch import watch_folder
 from feeder.websub import PingOutcome
+
+if TYPE_CHECKING:
+    from feeder.following import Follower
 
 log = logging.getLogger("feeder")
 
@@ -75,11 +80,23 @@ class Service:
         self.config = config
         self.config_path = config_path
         self.metrics = Metrics(config.state_dir)  # GET /metrics serves self.metrics.exposition()
-        self.refresher = Refresher(self._refresh)
-        self.schedule = Schedule(self.refresher, _intervals(config) if schedule else {})
+        self.refresher: Refreshes
+        self.follower: Follower | None = None
+        if config.database is None:
+            self.refresher = Refresher(self._refresh)
+            self.schedule = Schedule(self.refresher, _intervals(config) if schedule else {})
+            self.answers = Answers(lambda: self.config, self.refresher, self.schedule)
+        else:  # polls are jobs for the workers; this process publishes what they store
+            from feeder.deferring import JobRefresher  # noqa: PLC0415 - procrastinate, only on PostgreSQL
+            from feeder.following import Follower  # noqa: PLC0415
+
+            jobs = self.refresher = JobRefresher(config)
+            self.schedule = Schedule(jobs, _intervals(config) if schedule else {})
+            self.follower = Follower(lambda: self.config, self.schedule.next_polls, self._followed)
+            trouble = lambda: self.follower.last_failure if self.follower else None  # noqa: E731
+            self.answers = Answers(lambda: self.config, jobs, self.schedule, queue=jobs.overview, trouble=trouble)
         # a lambda, not the bound method: after a reload the new config's intervals apply
         self.server = FileServer(config.output_dir, lambda path: self.config.max_age(path))  # noqa: PLW0108
-        self.answers = Answers(lambda: self.config, self.refresher, self.schedule)
         self.api: ApiServer | None = None
         self._scheduling = schedule
         self._stop = asyncio.Event()
@@ -109,7 +126,9 @@ class Service:
             await self._start_api()
         tasks = [asyncio.create_task(self._watchdog())]
         if self._scheduling:
-            self.refresher.start()
+            await asyncio.to_thread(self.refresher.start)
+            if self.follower:
+                self.follower.start()
             self.schedule.start()
             self.refresher.request(s.name for s in self.config.sources)
             self._watch_folders()
@@ -145,6 +164,8 @@ class Service:
 
     async def _shutdown(self) -> None:
         self.schedule.stop()
+        if self.follower:
+            await asyncio.to_thread(self.follower.stop, STOP_GRACE)
         stopped = await asyncio.to_thread(self.refresher.stop, STOP_GRACE)
         if not stopped:
             log.warning(
@@ -175,6 +196,12 @@ class Service:
             self._loop.call_soon_threadsafe(self._ping, report.topics)
         release_free_memory()
         return report
+
+    def _followed(self, built: Built) -> None:
+        """What the Follower published (on its thread): logged, and the hubs told."""
+        log_report(RefreshReport((), written=tuple(built.written)))
+        if built.topics and self.config.websub.hubs and self._loop:
+            self._loop.call_soon_threadsafe(self._ping, built.topics)
 
     def _ping(self, topics: Sequence[str]) -> None:
         """Ping the hubs in the loop, apart from the refresh: a slow or failing hub never holds up the next one."""

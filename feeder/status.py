@@ -58,7 +58,7 @@ def _record_pings(state_dir: Path, outcomes: Sequence[PingOutcome], now: datetim
     for hub, (mine, failed) in by_hub(outcomes).items():
         before = hubs[hub] if isinstance(hubs.get(hub), dict) else {}
         hubs[hub] = {
-            "last_ping": _iso(now),
+            "last_ping": iso(now),
             "ok": not failed,
             "feeds": len(mine),
             "failed": len(failed),
@@ -93,8 +93,8 @@ def record(
         before = sources.get(s.source, {})
         succeeded = not s.failure and not s.waiting
         sources[s.source] = {
-            "last_poll": _iso(started),
-            "last_success": _iso(started) if succeeded else before.get("last_success"),
+            "last_poll": iso(started),
+            "last_success": iso(started) if succeeded else before.get("last_success"),
             "duration_seconds": round(s.duration, 3),
             "new": s.new,
             "updated": s.updated,
@@ -111,11 +111,11 @@ def record(
         }
     scheduled = {name: next_polls.get(name) for name in configured} if configured is not None else next_polls
     for name, moment in scheduled.items():
-        sources.setdefault(name, {})["next_poll"] = _iso(moment) if moment else None
+        sources.setdefault(name, {})["next_poll"] = iso(moment) if moment else None
     return {
-        "updated": _iso(started),
+        "updated": iso(started),
         "entries": entries,
-        "last_publish": _iso(started) if report.written else previous.get("last_publish"),
+        "last_publish": iso(started) if report.written else previous.get("last_publish"),
         "feeds": dict(report.feeds),
         "sources": dict(sorted(sources.items())),
     }
@@ -158,8 +158,24 @@ def describe(status: Status) -> list[str]:
         )
     if "entries" in status:
         lines.append(f"entries: {status['entries']}")
+    return lines + queue_lines(status.get("queue"))
+
+
+def queue_lines(queue: object) -> list[str]:
+    """The job queue (PostgreSQL): per source, its poll jobs waiting, running and failed; the live workers."""
+    if not isinstance(queue, dict):
+        return []
+    if "error" in queue:
+        return [f"queue: {queue['error']}"]
+    lines = []
+    for source, counts in queue.get("sources", {}).items():
+        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        lines.append(f"queue {source}: {shown or 'nothing queued'}")
+    workers = queue.get("workers", [])
+    heard = ", ".join(f"#{w['id']} at {w['last_heartbeat']}" for w in workers)
+    lines.append(f"workers: {len(workers)} alive" + (f" (last heartbeats: {heard})" if heard else ""))
     return lines
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,131 @@
+"""How a ``feeder run`` on PostgreSQL keeps its output folder in step with the database, whoever polled.
+
+Workers move a feed's generation on (and notify) when a poll changed what it shows. Each node listens, and
+looks anyway every ``queue.check_every`` in case a notification was missed; when any generation moved since
+its last build, it builds (which renders only the documents whose entries changed). Rendering is deterministic,
+so every node writes the same bytes, and the same ETags go out behind a load balancer. The status the polls
+recorded in the database is copied into the node's status.json, so ``feeder status``, the status page and
+the metrics read it as on SQLite.
+
+While the database cannot be reached, the node keeps serving the files it has, says so once, and tries again
+every few seconds until it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from feeder import status
+from feeder.build import Built, build
+from feeder.config import Config
+from feeder.database_url import redacted
+from feeder.errors import StoreError
+from feeder.store import Store
+from feeder.store.postgres import Listener
+from feeder.store.shared import CHANNEL
+
+log = logging.getLogger("feeder")
+
+RETRY_SECONDS = 3.0
+
+NextPolls = Callable[[], Mapping[str, datetime | None]]
+
+
+class Follower:
+    """A thread that publishes what the database holds whenever a feed's generation moves."""
+
+    def __init__(self, config: Callable[[], Config], next_polls: NextPolls, built: Callable[[Built], None]) -> None:
+        self._config = config
+        self._next_polls = next_polls
+        self._built = built
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="follower", daemon=True)
+        self.last_failure: str | None = None
+        """Why the last look at the database failed; None once one succeeds."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _follow(self) -> None:
+        url = self._config().database
+        assert url is not None
+        listener = Listener(url, CHANNEL)
+        seen: dict[str, int] | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    listener.listen()  # before looking, so that nothing notified meanwhile is missed
+                    seen = self._catch_up(url, seen)
+                    self._recovered(url)
+                    listener.wait(self._config().queue.check_every.total_seconds())
+                except StoreError as e:
+                    self._failed(url, e)
+                    self._stop.wait(RETRY_SECONDS)
+        finally:
+            listener.close()
+
+    def _catch_up(self, url: str, seen: dict[str, int] | None) -> dict[str, int]:
+        config = self._config()
+        now = datetime.now(UTC)
+        with Store.open(url) as store:
+            try:
+                generations = store.generations()
+                built = build(config, store, now) if generations != seen else None
+                shared = store.shared_status()
+                entries = store.count_entries()
+            except store.errors as e:  # the database went away while it was read
+                raise StoreError(f"{redacted(url)}: {e}") from e
+        self._save_status(config, shared, entries, built, now)
+        if built is not None:
+            moved = sorted(name for name, n in generations.items() if (seen or {}).get(name) != n)
+            log.debug("published after generations moved: %s", ", ".join(moved) or "(first look)")
+            self._built(built)
+        return generations
+
+    def _save_status(
+        self, config: Config, shared: dict[str, object], entries: int, built: Built | None, now: datetime
+    ) -> None:
+        previous = status.load(config.state_dir)
+        configured = {s.name for s in config.sources}
+        recorded = shared.get("sources")
+        sources = {
+            name: dict(values)
+            for name, values in (recorded.items() if isinstance(recorded, dict) else ())
+            if name in configured and isinstance(values, dict)
+        }
+        for name, moment in self._next_polls().items():
+            sources.setdefault(name, {})["next_poll"] = status.iso(moment) if moment else None
+        published = built is not None and bool(built.written)
+        status.save(
+            config.state_dir,
+            {
+                "updated": status.iso(now),
+                "entries": entries,
+                "last_publish": status.iso(now) if published else previous.get("last_publish"),
+                "feeds": dict(built.feeds) if built is not None else previous.get("feeds", {}),
+                "sources": dict(sorted(sources.items())),
+            },
+        )
+
+    def _failed(self, url: str, error: StoreError) -> None:
+        if self.last_failure is None:
+            log.error(
+                "%s: state database unreachable (%s); serving the files already published, trying again every %ss",
+                redacted(url),
+                str(error).removeprefix(f"{redacted(url)}: "),
+                RETRY_SECONDS,
+            )
+        self.last_failure = f"state database unreachable: {error}"
+
+    def _recovered(self, url: str) -> None:
+        if self.last_failure is not None:
+            log.info("%s: state database reachable again; publishing and polling resume", redacted(url))
+        self.last_failure = None
