@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,10 +93,16 @@ def build(config: Config, store: Store, now: datetime) -> Built:
     builder.built.feeds = [(info.name, info.entry_count) for info in infos]
     with store.transaction():  # only now, so a build cut short is done again, whole, by the next one
         for name, stamp in builder.stamps.items():
-            store.set_rendered(name, stamp, now)
+            store.set_rendered(builder.node + name, stamp, now)
         for view, state in builder.archive_states.items():
             store.set_archive_state(view, state)
     return builder.built
+
+
+def node_key(config: Config) -> str:
+    """What a node's record of its published files is kept under: nothing on SQLite, where one node publishes;
+    on PostgreSQL, its host and output folder, as every ``feeder run`` publishes a copy of its own."""
+    return "" if config.database is None else f"{socket.gethostname()}:{config.output_dir}/"
 
 
 def editions(feed: FeedConfig) -> list[Edition]:
@@ -122,6 +129,7 @@ class _Builder:
         self.archive_states: dict[str, str] = {}
         """Per view whose archive was planned afresh, what it was planned for: recorded with the stamps."""
         self.revision = store.revision()  # a build writes no entry: the same for every view
+        self.node = node_key(config)
 
     def feed(self, feed: FeedConfig) -> Iterator[FeedInfo]:
         with self.store.transaction():
@@ -190,7 +198,10 @@ class _Builder:
         self, view: View, plan: ArchivePlan, documents: dict[Edition, FeedDocument], created: datetime
     ) -> None:
         published = {
-            edition: self.store.rendered_under(f"{document.path}/{ARCHIVE_FOLDER}/")
+            edition: {
+                name.removeprefix(self.node): stamp
+                for name, stamp in self.store.rendered_under(f"{self.node}{document.path}/{ARCHIVE_FOLDER}/").items()
+            }
             for edition, document in documents.items()
         }
         for index in range(plan.pages):
@@ -250,7 +261,7 @@ class _Builder:
         return document_fingerprint(document, shown, self.config.base_url)
 
     def _is_published(self, path: str, fingerprint: str) -> bool:
-        return self.store.rendered(path) == self._stamp(path, fingerprint)
+        return self.store.rendered(self.node + path) == self._stamp(path, fingerprint)
 
     def _stamp(self, path: str, fingerprint: str) -> str:
         return f"{fingerprint}:{files_stamp(self.config.output_dir, path)}"

@@ -9,14 +9,15 @@ recorded in the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from feeder.config import Config
 from feeder.errors import FeederError, StoreError
@@ -26,6 +27,7 @@ from feeder.scheduler import KEPT, Asked
 from feeder.store import Store
 
 log = logging.getLogger("feeder")
+T = TypeVar("T")
 
 
 class JobRefresher:
@@ -72,6 +74,10 @@ class JobRefresher:
             future.set_result(RefreshReport(()))
         return future
 
+    def request_scheduled(self, source: str, slot: int) -> None:
+        with contextlib.suppress(StoreError):  # logged once per outage; the next slot tries again
+            self._recorded(lambda: self._queue.defer_scheduled(source, slot))
+
     def ask(self, sources: Iterable[str]) -> str:
         """``request``, remembered under a new id that ``progress`` answers for."""
         wanted = tuple(sorted(set(sources)))
@@ -105,8 +111,12 @@ class JobRefresher:
         self._queue.forget_failed(timedelta(days=1))
 
     def _defer(self, sources: list[str]) -> list[int]:
+        return self._recorded(lambda: [self._queue.defer_poll(name) for name in sources])
+
+    def _recorded(self, defer: Callable[[], T]) -> T:
+        """Defer, saying once when the queue cannot be reached and once when it can again."""
         try:
-            ids = [self._queue.defer_poll(name) for name in sources]
+            done = defer()
         except StoreError as e:
             if self.last_failure is None:
                 log.error("cannot queue polls: %s", e)
@@ -116,7 +126,7 @@ class JobRefresher:
             log.info("polls are queued again")
         self.last_failure = None
         self.runs += 1
-        return ids
+        return done
 
     def _report(self, sources: tuple[str, ...]) -> RefreshReport:
         """The last polls of these sources as the database recorded them."""

@@ -64,9 +64,9 @@ class Follower:
                 try:
                     listener.listen()  # before looking, so that nothing notified meanwhile is missed
                     seen = self._catch_up(url, seen)
-                    self._recovered(url)
                     listener.wait(self._config().queue.check_every.total_seconds())
                 except StoreError as e:
+                    listener.close()  # its connection went down with the rest: listen afresh
                     self._failed(url, e)
                     self._stop.wait(RETRY_SECONDS)
         finally:
@@ -78,6 +78,7 @@ class Follower:
         with Store.open(url) as store:
             try:
                 generations = store.generations()
+                self._recovered(url)
                 built = build(config, store, now) if generations != seen else None
                 shared = store.shared_status()
                 entries = store.count_entries()

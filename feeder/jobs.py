@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
-from procrastinate import App, JobContext, PsycopgConnector, SyncPsycopgConnector
-from procrastinate.exceptions import AlreadyEnqueued, ProcrastinateException
+from procrastinate import App, JobContext, PsycopgConnector, SyncPsycopgConnector, sql
+from procrastinate.exceptions import AlreadyEnqueued, ProcrastinateException, UniqueViolation
 from procrastinate.schema import SchemaManager
 
 from feeder.config import Config
@@ -32,6 +32,7 @@ from feeder.errors import StoreError
 from feeder.models import RefreshReport, SourceReport
 from feeder.polling import poll_source, read_chunk, report_data, report_from_data
 from feeder.refreshes import log_report
+from feeder.status import iso
 from feeder.store import Store
 
 log = logging.getLogger("feeder")
@@ -97,6 +98,29 @@ class Queue:
         except ProcrastinateException as e:
             raise StoreError(f"cannot queue a poll of {source}: {e}") from e
 
+    def defer_scheduled(self, source: str, slot: int) -> int | None:
+        """Queue the poll of ``source`` due at ``slot`` (Unix seconds) unless another scheduler already did:
+        procrastinate keeps one deferral per (source, slot), so several ``feeder run`` poll a source once per
+        interval. The job's id; None when it was deferred already or a poll of the source is waiting anyway."""
+        arguments = {"source": source, "timestamp": slot}
+        try:
+            row = self._app.connector.execute_query_one(
+                query=sql.queries["defer_periodic_job"],
+                queue=QUEUE,
+                lock=source,
+                queueing_lock=source,
+                task_name=POLL_TASK,
+                priority=0,
+                periodic_id=source,
+                defer_timestamp=slot,
+                args=arguments,
+            )
+        except UniqueViolation:
+            return None  # the queueing lock: a poll of this source is waiting, and covers this one
+        except ProcrastinateException as e:
+            raise StoreError(f"cannot queue a poll of {source}: {e}") from e
+        return None if row["id"] is None else int(row["id"])
+
     def states(self, ids: Iterable[int]) -> dict[int, str]:
         """Where these jobs stand (todo, doing, succeeded, failed…); a job no longer kept counts as succeeded
         (workers delete the jobs that succeed)."""
@@ -137,7 +161,7 @@ class Queue:
         )(seconds=seen_within.total_seconds())
         return {
             "sources": sources,
-            "workers": [{"id": int(w["id"]), "last_heartbeat": _iso(w["last_heartbeat"])} for w in workers],
+            "workers": [{"id": int(w["id"]), "last_heartbeat": iso(w["last_heartbeat"])} for w in workers],
         }
 
     def forget_failed(self, older_than: timedelta) -> None:
@@ -164,7 +188,8 @@ def _chunk_key(job_id: int) -> str:
     return f"chunk:{job_id}"
 
 
-def _poll_job(context: JobContext, source: str) -> None:
+def _poll_job(context: JobContext, source: str, timestamp: int | None = None) -> None:
+    """Poll ``source`` (``timestamp``: the slot a scheduled poll was due at; a scheduler's, unused here)."""
     config: Config = context.additional_context["config"]
     queue: Queue = context.additional_context["queue"]
     now = datetime.now(UTC)
@@ -186,30 +211,58 @@ def _chunk_job(context: JobContext, source: str, files: Sequence[str], now: str)
 
 async def run_worker(config: Config, concurrency: int) -> None:
     """``feeder worker``: run poll jobs, ``concurrency`` at a time, until SIGTERM or SIGINT. An unreachable
-    database is logged once and waited out."""
+    database is logged once (not once per connection attempt of the pools) and waited out."""
     assert config.database is not None
     url = config.database
+    for handler in logging.getLogger().handlers:  # a logger's filter would miss its children's records
+        handler.addFilter(_quiet_outage)
     await asyncio.to_thread(prepare, url)
     queue = await asyncio.to_thread(Queue(url).open)
-    down = False
+    outage = _Outage(url)
     try:
         while True:
             try:
-                await _work(config, queue, concurrency)
+                await _work(config, queue, concurrency, outage)
                 return
             except (ProcrastinateException, OSError) as e:
-                if not down:
-                    log.warning("%s: job queue unreachable (%s); retrying every %ss", redacted(url), e, OUTAGE_RETRY)
-                down = True
+                outage.began(e)
             await asyncio.sleep(OUTAGE_RETRY)
     finally:
         await asyncio.to_thread(queue.close)
 
 
-async def _work(config: Config, queue: Queue, concurrency: int) -> None:
+class _Outage:
+    """Says once that the database went away, and once that it is back."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.down = redacted(url), False
+
+    def began(self, error: Exception) -> None:
+        if not self.down:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            log.error("%s: job queue unreachable (%s); trying again every %ss", self.url, reason, OUTAGE_RETRY)
+        self.down = True
+
+    def ended(self) -> None:
+        if self.down:
+            log.info("%s: job queue reachable again", self.url)
+        self.down = False
+
+
+def _quiet_outage(record: logging.LogRecord) -> bool:
+    """Keep the pools' and the worker's own lines about a lost connection out of the log: run_worker says it
+    once. Any other error of theirs stays."""
+    if record.name.startswith("psycopg.pool"):
+        return record.levelno > logging.WARNING
+    error = record.exc_info[1] if record.exc_info else None
+    return not (record.name.startswith("procrastinate") and isinstance(error, ProcrastinateException))
+
+
+async def _work(config: Config, queue: Queue, concurrency: int, outage: _Outage) -> None:
     assert config.database is not None
     app = _app(PsycopgConnector(conninfo=config.database, min_size=1, max_size=concurrency + 2, timeout=10))
     async with app.open_async():
+        outage.ended()
         watch = asyncio.create_task(_retry_stalled(app, config))
         log.info("worker: taking poll jobs, %d at a time", concurrency)
         try:
@@ -243,7 +296,3 @@ async def _retry_stalled(app: App, config: Config) -> None:
                 await app.job_manager.retry_job(job)
         except ProcrastinateException as e:
             log.debug("looking for stalled jobs: %s", e)
-
-
-def _iso(moment: object) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(moment, datetime) else str(moment)

@@ -63,6 +63,10 @@ class Refreshes(Protocol):
 
     def request(self, sources: Iterable[str]) -> Future[RefreshReport]: ...
 
+    def request_scheduled(self, source: str, slot: int) -> None:
+        """The schedule's poll of ``source``, due at ``slot`` (Unix seconds): the same slot from several
+        schedulers is one poll."""
+
     def ask(self, sources: Iterable[str]) -> str: ...
 
     def progress(self, ident: str) -> Asked | None: ...
@@ -106,6 +110,12 @@ class Refresher:
             self._waiting.append((wanted, future))
             self._lock.notify()
         return future
+
+    def request_scheduled(self, source: str, slot: int) -> None:
+        """``request``, waited for: this process is the only scheduler, so the slot needs no checking."""
+        future = self.request([source])
+        with contextlib.suppress(CancelledError):
+            future.exception()  # wait for the poll; the refresher has logged any failure
 
     def ask(self, sources: Iterable[str]) -> str:
         """``request``, remembered under a new id that ``progress`` answers for."""
@@ -200,6 +210,15 @@ def offset_for(name: str, interval: timedelta) -> timedelta:
     return timedelta(seconds=zlib.crc32(name.encode()) % seconds)
 
 
+def slot_of(name: str, interval: timedelta, now: datetime) -> int:
+    """The scheduled time (Unix seconds) of a source's poll nearest to ``now``: what every scheduler of the
+    source, whose jobs start at the same anchor and offset, calls the poll it is running."""
+    start = ANCHOR + offset_for(name, interval)
+    seconds = max(1, int(interval.total_seconds()))
+    nearest = round((now - start).total_seconds() / seconds)
+    return int(start.timestamp()) + nearest * seconds
+
+
 class Schedule:
     """One APScheduler job per source, each asking the Refresher for a poll and waiting for it."""
 
@@ -218,7 +237,7 @@ class Schedule:
             self._scheduler.add_job(
                 self._poll,
                 IntervalTrigger(seconds=int(interval.total_seconds()), start_date=ANCHOR + offset_for(name, interval)),
-                args=[self._refresher, name],
+                args=[self._refresher, name, interval],
                 id=name,
                 name=f"poll {name}",
                 coalesce=True,
@@ -227,10 +246,8 @@ class Schedule:
             )
 
     @staticmethod
-    def _poll(refresher: Refreshes, name: str) -> None:
-        future = refresher.request([name])
-        with contextlib.suppress(CancelledError):
-            future.exception()  # wait for the poll; the refresher has logged any failure
+    def _poll(refresher: Refreshes, name: str, interval: timedelta) -> None:
+        refresher.request_scheduled(name, slot_of(name, interval, datetime.now(UTC)))
 
     def start(self) -> None:
         self._scheduler.start()

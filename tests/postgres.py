@@ -42,6 +42,19 @@ class Server:
             db.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: clients are cut off) and keep its data for ``resume``."""
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start again a server ``pause`` stopped: same data, same socket."""
+        self._start()
+
+    def _start(self) -> None:
+        options = f"-c listen_addresses='' -c unix_socket_directories={self.root} -c fsync=off -c full_page_writes=off"
+        log = str(self.root / "log")
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.root / "data"), "-o", options, "-l", log, "-w", "start")
+
     def stop(self) -> None:
         self._run(str(BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
@@ -65,6 +78,5 @@ def start() -> Server:
     server = Server(root, user)
     data = str(root / "data")
     server._run(str(BIN / "initdb"), "-D", data, "-U", "feeder", "--auth=trust", "-E", "UTF8", "--locale=C")
-    options = f"-c listen_addresses='' -c unix_socket_directories={root} -c fsync=off -c full_page_writes=off"
-    server._run(str(BIN / "pg_ctl"), "-D", data, "-o", options, "-l", str(root / "log"), "-w", "start")
+    server._start()
     return server
