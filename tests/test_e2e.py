@@ -55,11 +55,19 @@ def refresh(root: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
     return feeder(root, "refresh", expect=expect)
 
 
-def make_site(root: Path, text: str | None = None) -> Path:
-    """A folder with a config.yaml (tests.builders.config_text by default) and an empty seeds/."""
+def make_site(root: Path, text: str | None = None, database: str | None = None) -> Path:
+    """A folder with a config.yaml (tests.builders.config_text by default) and an empty seeds/; with
+    ``database``, the state is in that PostgreSQL database."""
     (root / "seeds").mkdir(parents=True, exist_ok=True)
-    (root / "config.yaml").write_text(config_text() if text is None else text, encoding="utf-8")
+    text = config_text() if text is None else text
+    (root / "config.yaml").write_text(text + (f"database: '{database}'\n" if database else ""), encoding="utf-8")
     return root
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request: pytest.FixtureRequest) -> str | None:
+    """Where a test's state is: None for the SQLite file in state_dir, then a PostgreSQL database's URL."""
+    return str(request.getfixturevalue("postgres_url")) if request.param == "postgres" else None
 
 
 def article_url(slug: str) -> str:
@@ -110,12 +118,18 @@ def paris(text: str) -> datetime:
 # The bundled seeds ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bundled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """The repository's seeds/ and config.yaml, copied and refreshed once."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def bundled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The repository's seeds/ and config.yaml, copied and refreshed once (on SQLite, then on PostgreSQL)."""
     root = tmp_path_factory.mktemp("bundled")
     shutil.copytree(ROOT / "seeds", root / "seeds")
     shutil.copy(ROOT / "config.yaml", root / "config.yaml")
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").new_database()
+        with (root / "config.yaml").open("a", encoding="utf-8") as config:
+            config.write(f"database: '{url}'\n")
     return root, refresh(root)
 
 
@@ -297,8 +311,8 @@ def test_sfeed_reads_every_entry(bundled: tuple[Path, Any], sfeed: str, kind: st
 # Identity and versions ------------------------------------------------------------------------------------
 
 
-def test_spellings_of_one_url_are_one_entry(tmp_path: Path) -> None:
-    root = make_site(tmp_path)
+def test_spellings_of_one_url_are_one_entry(tmp_path: Path, state: str | None) -> None:
+    root = make_site(tmp_path, database=state)
     path = "www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240109-%E7%A4%BA%E4%BE%8B"
     spellings = [
         f"https://{path}",
@@ -329,8 +343,8 @@ NEW = seed_text(title="新标题", scraped_ms=ms(NEW_SCRAPE), body="<p>更新后
 
 
 @pytest.mark.parametrize("same_file", [False, True], ids=["new-file", "rewritten-file"])
-def test_newer_version_replaces_older(tmp_path: Path, same_file: bool) -> None:
-    root = make_site(tmp_path)
+def test_newer_version_replaces_older(tmp_path: Path, same_file: bool, state: str | None) -> None:
+    root = make_site(tmp_path, database=state)
     write_seed(root / "seeds", "001_aaaaaaaaaaaaaaaa.txt", OLD)
     refresh(root)
     [(entry_id, before)] = atom_entries(root).items()
@@ -353,8 +367,8 @@ def test_newer_version_replaces_older(tmp_path: Path, same_file: bool) -> None:
 
 
 @pytest.mark.parametrize("same_file", [False, True], ids=["new-file", "rewritten-file"])
-def test_older_version_after_newer_changes_nothing(tmp_path: Path, same_file: bool) -> None:
-    root = make_site(tmp_path)
+def test_older_version_after_newer_changes_nothing(tmp_path: Path, same_file: bool, state: str | None) -> None:
+    root = make_site(tmp_path, database=state)
     write_seed(root / "seeds", "002_bbbbbbbbbbbbbbbb.txt", NEW)
     refresh(root)
     before = snapshot(root / "public")
@@ -376,8 +390,8 @@ def write_three(root: Path) -> None:
         write_seed(root / "seeds", f"{number:03d}_{number:016x}.txt", text)
 
 
-def test_refresh_without_new_input_touches_nothing_and_rebuilds_identically(tmp_path: Path) -> None:
-    root = make_site(tmp_path)
+def test_refresh_without_new_input_touches_nothing_and_rebuilds_identically(tmp_path: Path, state: str | None) -> None:
+    root = make_site(tmp_path, database=state)
     write_three(root)
     refresh(root)
     first = snapshot(root / "public")
@@ -406,8 +420,8 @@ def test_refresh_without_new_input_touches_nothing_and_rebuilds_identically(tmp_
         pytest.param(f"{FEED}.json", "truncate", id="json-truncated"),
     ],
 )
-def test_refresh_repairs_a_damaged_output_file(tmp_path: Path, name: str, damage: str) -> None:
-    root = make_site(tmp_path)
+def test_refresh_repairs_a_damaged_output_file(tmp_path: Path, name: str, damage: str, state: str | None) -> None:
+    root = make_site(tmp_path, database=state)
     write_three(root)
     refresh(root)
     first = {name: data for name, (data, _) in snapshot(root / "public").items()}
@@ -420,8 +434,8 @@ def test_refresh_repairs_a_damaged_output_file(tmp_path: Path, name: str, damage
     assert {name: data for name, (data, _) in snapshot(root / "public").items()} == first
 
 
-def test_restart_keeps_every_id(tmp_path: Path) -> None:
-    root = make_site(tmp_path)
+def test_restart_keeps_every_id(tmp_path: Path, state: str | None, request: pytest.FixtureRequest) -> None:
+    root = make_site(tmp_path, database=state)
     write_three(root)
     refresh(root)
     before = atom_entries(root)
@@ -436,6 +450,8 @@ def test_restart_keeps_every_id(tmp_path: Path) -> None:
 
     # Losing the state database too: the ids come from the URLs, so the same entries come back.
     shutil.rmtree(root / "state")
+    if state is not None:  # a new, empty database
+        make_site(root, database=request.getfixturevalue("postgres_server").new_database())
     refresh(root)
     assert atom_entries(root) == after
 
