@@ -273,3 +273,17 @@ def test_a_new_database_has_pages_an_entry_fits_in(tmp_path: Path) -> None:
         pass
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:
         assert db.execute("PRAGMA page_size").fetchone() == (16384,)
+
+
+def test_a_transaction_inside_another_is_part_of_it(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_setting("outer", "1")
+        with store.transaction():
+            store.set_setting("inner", "2")
+        raise RuntimeError  # rolls back both: the inner one did not commit by itself
+    assert (store.setting("outer"), store.setting("inner")) == (None, None)
+    with store.transaction():
+        with store.transaction():
+            store.set_setting("inner", "2")
+        assert store.setting("inner") == "2"
+    assert store.setting("inner") == "2"
