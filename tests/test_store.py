@@ -276,11 +276,15 @@ def test_a_new_database_has_pages_an_entry_fits_in(tmp_path: Path) -> None:
 
 
 def test_a_transaction_inside_another_is_part_of_it(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        store.set_setting("outer", "1")
+    def write_then_fail() -> None:
         with store.transaction():
-            store.set_setting("inner", "2")
-        raise RuntimeError  # rolls back both: the inner one did not commit by itself
+            store.set_setting("outer", "1")
+            with store.transaction():
+                store.set_setting("inner", "2")
+            raise RuntimeError  # rolls back both: the inner one did not commit by itself
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
     assert (store.setting("outer"), store.setting("inner")) == (None, None)
     with store.transaction():
         with store.transaction():
