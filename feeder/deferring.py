@@ -23,6 +23,7 @@ from feeder.config import Config
 from feeder.errors import FeederError, StoreError
 from feeder.jobs import Queue
 from feeder.models import Problem, RefreshReport, SourceReport
+from feeder.outage import Outage
 from feeder.scheduler import KEPT, Asked
 from feeder.store import Store
 
@@ -42,7 +43,12 @@ class JobRefresher:
         self._open = False
         self._stopping = False
         self.runs = 0
-        self.last_failure: str | None = None
+        self._outage = Outage("cannot queue polls: {reason}", "polls are queued again")
+
+    @property
+    def last_failure(self) -> str | None:
+        reason = self._outage.reason
+        return None if reason is None else f"cannot queue polls: {reason}"
 
     def start(self) -> None:
         self._queue.open()
@@ -108,6 +114,7 @@ class JobRefresher:
         return self._queue.overview(self._config.queue.stalled_after)
 
     def forget_failed(self) -> None:
+        """Clear failed poll jobs older than a day: the status counts the recent ones."""
         self._queue.forget_failed(timedelta(days=1))
 
     def _defer(self, sources: list[str]) -> list[int]:
@@ -118,13 +125,9 @@ class JobRefresher:
         try:
             done = defer()
         except StoreError as e:
-            if self.last_failure is None:
-                log.error("cannot queue polls: %s", e)
-            self.last_failure = f"cannot queue polls: {e}"
+            self._outage.began(e)
             raise
-        if self.last_failure is not None:
-            log.info("polls are queued again")
-        self.last_failure = None
+        self._outage.ended()
         self.runs += 1
         return done
 

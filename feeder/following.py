@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ from feeder.build import Built, build
 from feeder.config import Config
 from feeder.database_url import redacted
 from feeder.errors import StoreError
+from feeder.outage import Outage
 from feeder.store import Store
 from feeder.store.postgres import Listener
 from feeder.store.shared import CHANNEL
@@ -30,6 +32,9 @@ from feeder.store.shared import CHANNEL
 log = logging.getLogger("feeder")
 
 RETRY_SECONDS = 3.0
+WAIT_SLICE = 0.5
+TIDY_SECONDS = 3600.0
+"""How often the node clears old failed jobs from the queue (``tidy``)."""
 
 NextPolls = Callable[[], Mapping[str, datetime | None]]
 
@@ -37,15 +42,33 @@ NextPolls = Callable[[], Mapping[str, datetime | None]]
 class Follower:
     """A thread that publishes what the database holds whenever a feed's generation moves."""
 
-    def __init__(self, config: Callable[[], Config], next_polls: NextPolls, built: Callable[[Built], None]) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        next_polls: NextPolls,
+        built: Callable[[Built], None],
+        tidy: Callable[[], None] = lambda: None,
+    ) -> None:
         self._config = config
+        self._tidy = tidy
+        self._tidied = 0.0
         self._next_polls = next_polls
         self._built = built
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="follower", daemon=True)
-        self.last_failure: str | None = None
-        """Why the last look at the database failed; None once one succeeds."""
+        url = redacted(config().database or "")
+        self._outage = Outage(
+            f"{url}: state database unreachable ({{reason}}); serving the files already published, trying again"
+            f" every {RETRY_SECONDS}s",
+            f"{url}: state database reachable again; publishing and polling resume",
+        )
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why the database cannot be reached, while it cannot."""
+        reason = self._outage.reason
+        return None if reason is None else f"state database unreachable: {reason}"
 
     def start(self) -> None:
         self._thread.start()
@@ -64,13 +87,20 @@ class Follower:
                 try:
                     listener.listen()  # before looking, so that nothing notified meanwhile is missed
                     seen = self._catch_up(url, seen)
-                    listener.wait(self._config().queue.check_every.total_seconds())
+                    self._wait(listener, self._config().queue.check_every.total_seconds())
                 except StoreError as e:
                     listener.close()  # its connection went down with the rest: listen afresh
-                    self._failed(url, e)
+                    self._outage.began(str(e).removeprefix(f"{redacted(url)}: "))
                     self._stop.wait(RETRY_SECONDS)
         finally:
             listener.close()
+
+    def _wait(self, listener: Listener, seconds: float) -> None:
+        """Until a notification, ``seconds`` or a stop, in short waits: stopping never waits on a long one."""
+        ends = time.monotonic() + seconds
+        while not self._stop.is_set() and (left := ends - time.monotonic()) > 0:
+            if listener.wait(min(left, WAIT_SLICE)):
+                return
 
     def _catch_up(self, url: str, seen: dict[str, int] | None) -> dict[str, int]:
         config = self._config()
@@ -78,13 +108,16 @@ class Follower:
         with Store.open(url) as store:
             try:
                 generations = store.generations()
-                self._recovered(url)
+                self._outage.ended()
                 built = build(config, store, now) if generations != seen else None
                 shared = store.shared_status()
                 entries = store.count_entries()
             except store.errors as e:  # the database went away while it was read
                 raise StoreError(f"{redacted(url)}: {e}") from e
         self._save_status(config, shared, entries, built, now)
+        if time.monotonic() - self._tidied > TIDY_SECONDS or not self._tidied:
+            self._tidy()
+            self._tidied = time.monotonic()
         if built is not None:
             moved = sorted(name for name, n in generations.items() if (seen or {}).get(name) != n)
             log.debug("published after generations moved: %s", ", ".join(moved) or "(first look)")
@@ -115,18 +148,3 @@ class Follower:
                 "sources": dict(sorted(sources.items())),
             },
         )
-
-    def _failed(self, url: str, error: StoreError) -> None:
-        if self.last_failure is None:
-            log.error(
-                "%s: state database unreachable (%s); serving the files already published, trying again every %ss",
-                redacted(url),
-                str(error).removeprefix(f"{redacted(url)}: "),
-                RETRY_SECONDS,
-            )
-        self.last_failure = f"state database unreachable: {error}"
-
-    def _recovered(self, url: str) -> None:
-        if self.last_failure is not None:
-            log.info("%s: state database reachable again; publishing and polling resume", redacted(url))
-        self.last_failure = None

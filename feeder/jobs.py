@@ -14,7 +14,7 @@ so running one again after a crash loses and doubles nothing.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -25,15 +25,18 @@ import procrastinate
 from procrastinate import App, JobContext, PsycopgConnector, SyncPsycopgConnector, sql
 from procrastinate.exceptions import AlreadyEnqueued, ProcrastinateException, UniqueViolation
 from procrastinate.schema import SchemaManager
+from procrastinate.worker import Worker
 
 from feeder.config import Config
 from feeder.database_url import redacted
 from feeder.errors import StoreError
 from feeder.models import RefreshReport, SourceReport
-from feeder.polling import poll_source, read_chunk, report_data, report_from_data
+from feeder.outage import Outage
+from feeder.polling import ReadHere, run_chunk, run_poll, take_chunk_reports
 from feeder.refreshes import log_report
 from feeder.status import iso
 from feeder.store import Store
+from feeder.store.connection import moment
 
 log = logging.getLogger("feeder")
 
@@ -45,6 +48,8 @@ WAIT_STEP = 0.2
 """Seconds between two looks at the chunks a poll waits for."""
 OUTAGE_RETRY = 5.0
 FINISHED = ("succeeded", "failed", "cancelled", "aborted")
+CLAIM_AFTER = 1.0
+"""Seconds a chunk job may wait for a worker before the poll that deferred it reads it itself."""
 
 
 def prepare(url: str) -> None:
@@ -73,7 +78,7 @@ class Queue:
             prepare(self.url)
             self._app.open()
         except ProcrastinateException as e:
-            raise StoreError(f"{redacted(self.url)}: cannot open the job queue: {e}") from e
+            raise StoreError(f"{redacted(self.url)}: cannot open the job queue: {_cause(e)}") from e
         return self
 
     def close(self) -> None:
@@ -90,13 +95,11 @@ class Queue:
         try:
             return int(self._app.configure_task(POLL_TASK, lock=source, queueing_lock=source).defer(source=source))
         except AlreadyEnqueued:
-            waiting = "SELECT id FROM procrastinate_jobs WHERE queueing_lock = %(lock)s AND status = 'todo'"
-            rows = self._query(waiting)(lock=source)
-            if rows:
-                return int(rows[0]["id"])
-            return self.defer_poll(source)  # it started between the two statements: queue another
+            with Store.open(self.url) as store:
+                waiting = store.waiting_job(source)
+            return self.defer_poll(source) if waiting is None else waiting  # None: it just started
         except ProcrastinateException as e:
-            raise StoreError(f"cannot queue a poll of {source}: {e}") from e
+            raise StoreError(f"cannot queue a poll of {source}: {_cause(e)}") from e
 
     def defer_scheduled(self, source: str, slot: int) -> int | None:
         """Queue the poll of ``source`` due at ``slot`` (Unix seconds) unless another scheduler already did:
@@ -118,95 +121,66 @@ class Queue:
         except UniqueViolation:
             return None  # the queueing lock: a poll of this source is waiting, and covers this one
         except ProcrastinateException as e:
-            raise StoreError(f"cannot queue a poll of {source}: {e}") from e
+            raise StoreError(f"cannot queue a poll of {source}: {_cause(e)}") from e
         return None if row["id"] is None else int(row["id"])
 
     def states(self, ids: Iterable[int]) -> dict[int, str]:
-        """Where these jobs stand (todo, doing, succeeded, failed…); a job no longer kept counts as succeeded
-        (workers delete the jobs that succeed)."""
-        wanted = sorted(set(ids))
-        rows = self._query("SELECT id, status FROM procrastinate_jobs WHERE id = ANY(%(ids)s)")(ids=wanted)
-        found = {int(row["id"]): str(row["status"]) for row in rows}
-        return {ident: found.get(ident, "succeeded") for ident in wanted}
+        with Store.open(self.url) as store:
+            return store.job_states(ids)
 
-    def read_chunks(self, source: str, now: datetime, chunks: list[list[str]]) -> list[SourceReport]:
-        """Defer one ``read_seeds`` job per chunk and wait for them all; the reports of those that succeeded
-        (the poll reads whatever a failed one left)."""
-        ids = [
-            int(self._app.configure_task(CHUNK_TASK).defer(source=source, files=list[Any](chunk), now=now.isoformat()))
+    def read_chunks(
+        self, source: str, now: datetime, chunks: list[list[str]], read_here: ReadHere
+    ) -> list[SourceReport]:
+        """Defer one ``read_seeds`` job per chunk and wait for them all; a chunk no worker took within
+        ``CLAIM_AFTER`` is taken back and read here (``read_here``), so a poll never waits on workers that are
+        all busy, itself included. The reports of the chunks that were read (the poll reads what is left)."""
+        ids = {
+            int(
+                self._app.configure_task(CHUNK_TASK).defer(source=source, files=list[Any](chunk), now=now.isoformat())
+            ): chunk
             for chunk in chunks
-        ]
+        }
         log.info("%s: %d files to read, in %d jobs", source, sum(map(len, chunks)), len(ids))
-        while any(state not in FINISHED for state in self.states(ids).values()):
-            time.sleep(WAIT_STEP)
-        with Store.open(self.url) as store, store.transaction():
-            found = [store.setting(_chunk_key(ident)) for ident in ids]
-            for ident in ids:
-                store.delete_setting(_chunk_key(ident))
-        return [report_from_data(json.loads(text)) for text in found if text]
+        here: list[SourceReport] = []
+        waited = time.monotonic()
+        with Store.open(self.url) as store:
+            while waiting := [ident for ident, state in store.job_states(ids).items() if state not in FINISHED]:
+                if time.monotonic() - waited > CLAIM_AFTER:
+                    taken = [ident for ident in waiting if self._app.job_manager.cancel_job_by_id(ident)]
+                    here += [read_here(ids[ident]) for ident in taken]
+                time.sleep(WAIT_STEP)
+            return [*here, *take_chunk_reports(store, list(ids))]
 
     def overview(self, seen_within: timedelta) -> dict[str, Any]:
         """Per source, its jobs waiting, running and failed; and the workers heard from within ``seen_within``."""
-        jobs = self._query(
-            "SELECT args->>'source' AS source, status, count(*) AS n FROM procrastinate_jobs"
-            " WHERE queue_name = %(queue)s AND status IN ('todo', 'doing', 'failed') GROUP BY 1, 2 ORDER BY 1, 2"
-        )(queue=QUEUE)
-        sources: dict[str, dict[str, int]] = {}
-        for row in jobs:
-            counts = sources.setdefault(str(row["source"]), {"waiting": 0, "running": 0, "failed": 0})
-            counts[{"todo": "waiting", "doing": "running", "failed": "failed"}[str(row["status"])]] = int(row["n"])
-        workers = self._query(
-            "SELECT id, last_heartbeat FROM procrastinate_workers"
-            " WHERE last_heartbeat > now() - %(seconds)s * interval '1 second' ORDER BY id"
-        )(seconds=seen_within.total_seconds())
-        return {
-            "sources": sources,
-            "workers": [{"id": int(w["id"]), "last_heartbeat": iso(w["last_heartbeat"])} for w in workers],
-        }
+        with Store.open(self.url) as store:
+            sources, workers = store.queued(QUEUE), store.live_workers(seen_within)
+        beats = [{"id": ident, "last_heartbeat": iso(moment(beat))} for ident, beat in workers]
+        return {"sources": sources, "workers": beats}
 
     def forget_failed(self, older_than: timedelta) -> None:
         """Delete the failed and cancelled jobs that ended before this (the status shows recent failures)."""
-        self._query(
-            "DELETE FROM procrastinate_jobs AS j WHERE queue_name = %(queue)s AND status IN ('failed', 'cancelled')"
-            " AND NOT EXISTS (SELECT 1 FROM procrastinate_events AS e WHERE e.job_id = j.id"
-            " AND e.at > now() - %(seconds)s * interval '1 second')"
-        )(queue=QUEUE, seconds=older_than.total_seconds())
-
-    def _query(self, query: str) -> Any:
-        connector = self._app.connector
-
-        def run(**arguments: object) -> list[dict[str, Any]]:
-            try:
-                return list(connector.execute_query_all(query, **arguments))
-            except ProcrastinateException as e:
-                raise StoreError(f"the job queue: {e}") from e
-
-        return run
+        with Store.open(self.url) as store:
+            store.forget_failed_jobs(QUEUE, older_than)
 
 
-def _chunk_key(job_id: int) -> str:
-    return f"chunk:{job_id}"
+def _cause(error: BaseException) -> str:
+    """What went wrong beneath procrastinate's "Database error." """
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _poll_job(context: JobContext, source: str, timestamp: int | None = None) -> None:
     """Poll ``source`` (``timestamp``: the slot a scheduled poll was due at; a scheduler's, unused here)."""
-    config: Config = context.additional_context["config"]
     queue: Queue = context.additional_context["queue"]
-    now = datetime.now(UTC)
-    assert config.database is not None
-    with Store.open(config.database) as store:
-        report = poll_source(config, store, source, now, lambda chunks: queue.read_chunks(source, now, chunks))
+    report = run_poll(context.additional_context["config"], source, datetime.now(UTC), queue.read_chunks)
     log_report(RefreshReport((report,)))
 
 
 def _chunk_job(context: JobContext, source: str, files: Sequence[str], now: str) -> None:
-    config: Config = context.additional_context["config"]
-    assert config.database is not None
     assert context.job.id is not None
-    with Store.open(config.database) as store:
-        report = read_chunk(config, store, source, files, datetime.fromisoformat(now))
-        with store.transaction():
-            store.set_setting(_chunk_key(context.job.id), json.dumps(report_data(report), ensure_ascii=False))
+    run_chunk(context.additional_context["config"], source, files, datetime.fromisoformat(now), context.job.id)
 
 
 async def run_worker(config: Config, concurrency: int) -> None:
@@ -218,35 +192,20 @@ async def run_worker(config: Config, concurrency: int) -> None:
         handler.addFilter(_quiet_outage)
     await asyncio.to_thread(prepare, url)
     queue = await asyncio.to_thread(Queue(url).open)
-    outage = _Outage(url)
+    outage = Outage(
+        f"{redacted(url)}: job queue unreachable ({{reason}}); trying again every {OUTAGE_RETRY}s",
+        f"{redacted(url)}: job queue reachable again",
+    )
     try:
         while True:
             try:
                 await _work(config, queue, concurrency, outage)
                 return
             except (ProcrastinateException, OSError) as e:
-                outage.began(e)
+                outage.began(_cause(e))
             await asyncio.sleep(OUTAGE_RETRY)
     finally:
         await asyncio.to_thread(queue.close)
-
-
-class _Outage:
-    """Says once that the database went away, and once that it is back."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.down = redacted(url), False
-
-    def began(self, error: Exception) -> None:
-        if not self.down:
-            reason = " ".join(str(error).split()) or type(error).__name__
-            log.error("%s: job queue unreachable (%s); trying again every %ss", self.url, reason, OUTAGE_RETRY)
-        self.down = True
-
-    def ended(self) -> None:
-        if self.down:
-            log.info("%s: job queue reachable again", self.url)
-        self.down = False
 
 
 def _quiet_outage(record: logging.LogRecord) -> bool:
@@ -258,25 +217,38 @@ def _quiet_outage(record: logging.LogRecord) -> bool:
     return not (record.name.startswith("procrastinate") and isinstance(error, ProcrastinateException))
 
 
-async def _work(config: Config, queue: Queue, concurrency: int, outage: _Outage) -> None:
+async def _work(config: Config, queue: Queue, concurrency: int, outage: Outage) -> None:
     assert config.database is not None
     app = _app(PsycopgConnector(conninfo=config.database, min_size=1, max_size=concurrency + 2, timeout=10))
     async with app.open_async():
         outage.ended()
-        watch = asyncio.create_task(_retry_stalled(app, config))
+        worker = Worker(
+            app,
+            queues=[QUEUE],
+            concurrency=concurrency,
+            additional_context={"config": config, "queue": queue},
+            update_heartbeat_interval=config.queue.heartbeat.total_seconds(),
+            stalled_worker_timeout=config.queue.stalled_after.total_seconds(),
+            delete_jobs="successful",
+        )
+        watches = [asyncio.create_task(_retry_stalled(app, config)), asyncio.create_task(_beat(app, worker, config))]
         log.info("worker: taking poll jobs, %d at a time", concurrency)
         try:
-            await app.run_worker_async(
-                queues=[QUEUE],
-                concurrency=concurrency,
-                additional_context={"config": config, "queue": queue},
-                update_heartbeat_interval=config.queue.heartbeat.total_seconds(),
-                stalled_worker_timeout=config.queue.stalled_after.total_seconds(),
-                delete_jobs="successful",
-                listen_notify=True,
-            )
+            await worker.run()  # type: ignore[no-untyped-call]
         finally:
-            watch.cancel()
+            for watch in watches:
+                watch.cancel()
+
+
+async def _beat(app: App, worker: Worker, config: Config) -> None:
+    """Heartbeats until the worker is gone. procrastinate stops its own as soon as a worker is asked to stop,
+    then waits for the polls it runs: without these, a poll longer than ``stalled_after`` would be run again
+    by another worker while this one finishes it."""
+    while True:
+        await asyncio.sleep(config.queue.heartbeat.total_seconds())
+        if worker.worker_id is not None:
+            with contextlib.suppress(ProcrastinateException):
+                await app.job_manager.update_heartbeat(worker.worker_id)
 
 
 async def _retry_stalled(app: App, config: Config) -> None:

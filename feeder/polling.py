@@ -9,8 +9,9 @@ Nothing here knows the job queue: ``read_chunks`` is how a poll hands its chunks
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,43 @@ from feeder.store import Store
 
 ReadChunks = Callable[[list[list[str]]], list[SourceReport]]
 """Read these chunks of a seeds source's files (anywhere) and give back each chunk's report."""
+ReadHere = Callable[[Sequence[str]], SourceReport]
+"""Read one chunk in this process, with the poll's connection."""
+DeferChunks = Callable[[str, datetime, list[list[str]], ReadHere], list[SourceReport]]
+"""How a worker hands chunks to the others (feeder.jobs.Queue.read_chunks)."""
+
+
+def run_poll(config: Config, name: str, now: datetime, defer_chunks: DeferChunks) -> SourceReport:
+    """A ``poll`` job: poll one source with a connection of its own, its big chunks read by other workers."""
+    assert config.database is not None
+    with Store.open(config.database) as store:
+
+        def read_here(files: Sequence[str]) -> SourceReport:
+            return read_chunk(config, store, name, files, now)
+
+        return poll_source(config, store, name, now, lambda chunks: defer_chunks(name, now, chunks, read_here))
+
+
+def run_chunk(config: Config, name: str, files: Sequence[str], now: datetime, job: int) -> None:
+    """A ``read_seeds`` job: read one chunk and leave its report for the poll that waits for it."""
+    assert config.database is not None
+    with Store.open(config.database) as store:
+        report = read_chunk(config, store, name, files, now)
+        with store.transaction():
+            store.set_setting(_chunk_key(job), json.dumps(report_data(report), ensure_ascii=False))
+
+
+def take_chunk_reports(store: Store, jobs: Iterable[int]) -> list[SourceReport]:
+    """The reports the chunk jobs left (those that ran), removed from the store."""
+    with store.transaction():
+        found = [store.setting(_chunk_key(job)) for job in jobs]
+        for job in jobs:
+            store.delete_setting(_chunk_key(job))
+    return [report_from_data(json.loads(text)) for text in found if text]
+
+
+def _chunk_key(job: int) -> str:
+    return f"chunk:{job}"
 
 
 def poll_source(

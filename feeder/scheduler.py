@@ -57,7 +57,10 @@ class Refreshes(Protocol):
     feeder.deferring's JobRefresher, which defers poll jobs to the workers."""
 
     runs: int
-    last_failure: str | None
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why the last refresh (or deferral) failed; None once one succeeds."""
 
     def start(self) -> None: ...
 

@@ -94,6 +94,26 @@ def test_a_poll_asked_for_while_one_waits_is_that_one(postgres_url: str) -> None
     assert overview["workers"] == []
 
 
+def test_a_failed_poll_shows_in_the_queue_until_it_is_cleared(tmp_path: Path, postgres_url: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text() + f"database: '{postgres_url}'\n", encoding="utf-8")
+    (tmp_path / "seeds").mkdir()
+    cluster = Cluster()
+    with Queue(postgres_url) as queue:
+        job = queue.defer_poll("ghost")  # a source this worker's config does not have
+        try:
+            cluster.start(config, "worker", name="worker")
+            cluster.wait("the poll failed", lambda: queue.states([job])[job] == "failed")
+        finally:
+            cluster.stop()
+        assert queue.overview(timedelta(seconds=30))["sources"] == {"ghost": {"waiting": 0, "running": 0, "failed": 1}}
+        queue.forget_failed(timedelta(days=1))
+        assert queue.overview(timedelta(seconds=30))["sources"]["ghost"]["failed"] == 1  # a recent failure stays
+        queue.forget_failed(timedelta(0))
+        assert queue.overview(timedelta(seconds=30))["sources"] == {}
+    assert "unknown source 'ghost'" in cluster.children[0].log()
+
+
 def test_moving_a_generation_notifies_the_listeners_at_commit(postgres_url: str) -> None:
     listener = Listener(postgres_url, CHANNEL)
     listener.listen()

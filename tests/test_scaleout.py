@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -90,17 +91,28 @@ def test_workers_share_a_big_seeds_poll_and_every_node_publishes_the_same_bytes(
     workers = [cluster.start(first, "worker", "--concurrency", "2", name=f"worker{n}") for n in (1, 2)]
     nodes = [cluster.start(config, "run", name="run") for config in (first, second)]
 
-    for config in (first, second):
-        cluster.wait(f"{config.parent.name}'s feed", lambda c=config: set(published(c, "rfi-cn")) == urls)
-    cluster.wait(
-        "the two nodes' files alike", lambda: files(first.parent / "public") == files(second.parent / "public")
-    )
+    cluster.wait("the first node's feed", lambda: set(published(first, "rfi-cn")) == urls)
+    cluster.wait("the second node's feed", lambda: set(published(second, "rfi-cn")) == urls)
+    cluster.wait("the nodes' files alike", lambda: files(first.parent / "public") == files(second.parent / "public"))
 
     stored = entry_urls(postgres_url)
     assert sorted(stored) == sorted(urls)  # each article once, though two workers read the folder
     assert any("25 files to read, in 3 jobs" in worker.log() for worker in workers)
     assert etag(first, "rfi-cn.atom") == etag(second, "rfi-cn.atom")
     assert all(node.alive() for node in nodes)
+
+
+def test_a_lone_worker_reads_the_chunks_no_other_worker_takes(
+    tmp_path: Path, postgres_url: str, cluster: Cluster
+) -> None:
+    seeds = tmp_path / "seeds"
+    urls = write_articles(seeds, range(25))
+    config = node_config(tmp_path / "a", postgres_url, seeds_body(seeds))
+    worker = cluster.start(config, "worker", "--concurrency", "1", name="worker")
+    cluster.start(config, "run", name="run")
+    cluster.wait("the feed", lambda: set(published(config, "rfi-cn")) == urls)
+    assert "25 files to read, in 3 jobs" in worker.log()
+    assert "seeds: 25 new" in worker.log()
 
 
 def test_a_worker_killed_mid_poll_has_its_poll_run_again_and_nothing_is_lost(
@@ -129,6 +141,27 @@ def test_a_worker_killed_mid_poll_has_its_poll_run_again_and_nothing_is_lost(
         assert len(upstream.of("slow")) == 3  # the first poll, the killed one, the one run again
         assert "no heartbeat" in rescuer.log()
         assert node.alive()
+
+
+def test_a_worker_asked_to_stop_finishes_its_poll_and_no_other_runs_it_meanwhile(
+    tmp_path: Path, postgres_url: str, cluster: Cluster
+) -> None:
+    with serving(Upstream(items=2)) as upstream:
+        upstream.gates["slow"] = threading.Event()
+        config = node_config(tmp_path / "a", postgres_url, feed_sources(upstream, ["slow"], "1h"))
+        stopping = cluster.start(config, "worker", "--concurrency", "1", name="stopping")
+        with Queue(postgres_url) as queue:
+            job = queue.defer_poll("slow")
+            cluster.wait("the poll under way", lambda: len(upstream.of("slow")) == 1)
+            stopping.process.send_signal(signal.SIGTERM)
+            other = cluster.start(config, "worker", "--concurrency", "1", name="other")
+            time.sleep(6)  # twice stalled_after: its heartbeats go on while it finishes
+            assert len(upstream.of("slow")) == 1, other.log()
+            upstream.gates["slow"].set()
+            assert stopping.process.wait(30) == 0, stopping.log()
+            assert queue.states([job]) == {job: "succeeded"}
+    assert "no heartbeat" not in other.log()
+    assert len(entry_urls(postgres_url)) == 2
 
 
 def test_two_schedulers_and_three_workers_poll_each_source_once_per_interval(
