@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from feeder import status
 from feeder.build import Built, build
@@ -46,14 +47,16 @@ class Follower:
         self,
         config: Callable[[], Config],
         next_polls: NextPolls,
-        built: Callable[[Built], None],
+        looked: Callable[[Built | None], None],
+        queue: Callable[[], dict[str, Any]],
         tidy: Callable[[], None] = lambda: None,
     ) -> None:
         self._config = config
+        self._queue = queue
         self._tidy = tidy
         self._tidied = 0.0
         self._next_polls = next_polls
-        self._built = built
+        self._looked = looked
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="follower", daemon=True)
@@ -110,26 +113,25 @@ class Follower:
                 generations = store.generations()
                 self._outage.ended()
                 built = build(config, store, now) if generations != seen else None
-                shared = store.shared_status()
-                entries = store.count_entries()
+                recorded = self._status(config, store, built, now)
             except store.errors as e:  # the database went away while it was read
                 raise StoreError(f"{redacted(url)}: {e}") from e
-        self._save_status(config, shared, entries, built, now)
+        status.save(config.state_dir, recorded)
         if time.monotonic() - self._tidied > TIDY_SECONDS or not self._tidied:
             self._tidy()
             self._tidied = time.monotonic()
         if built is not None:
             moved = sorted(name for name, n in generations.items() if (seen or {}).get(name) != n)
             log.debug("published after generations moved: %s", ", ".join(moved) or "(first look)")
-            self._built(built)
+        self._looked(built)
         return generations
 
-    def _save_status(
-        self, config: Config, shared: dict[str, object], entries: int, built: Built | None, now: datetime
-    ) -> None:
+    def _status(self, config: Config, store: Store, built: Built | None, now: datetime) -> status.Status:
+        """The node's status.json: the polls as the database recorded them, with this node's next poll times,
+        what it published, and the queue."""
         previous = status.load(config.state_dir)
         configured = {s.name for s in config.sources}
-        recorded = shared.get("sources")
+        recorded = store.shared_status().get("sources")
         sources = {
             name: dict(values)
             for name, values in (recorded.items() if isinstance(recorded, dict) else ())
@@ -138,13 +140,11 @@ class Follower:
         for name, moment in self._next_polls().items():
             sources.setdefault(name, {})["next_poll"] = status.iso(moment) if moment else None
         published = built is not None and bool(built.written)
-        status.save(
-            config.state_dir,
-            {
-                "updated": status.iso(now),
-                "entries": entries,
-                "last_publish": status.iso(now) if published else previous.get("last_publish"),
-                "feeds": dict(built.feeds) if built is not None else previous.get("feeds", {}),
-                "sources": dict(sorted(sources.items())),
-            },
-        )
+        return {
+            "updated": status.iso(now),
+            "entries": store.count_entries(),
+            "last_publish": status.iso(now) if published else previous.get("last_publish"),
+            "feeds": dict(built.feeds) if built is not None else previous.get("feeds", {}),
+            "sources": dict(sorted(sources.items())),
+            "queue": self._queue(),
+        }

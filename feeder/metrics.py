@@ -87,6 +87,12 @@ _PERSISTED: dict[str, tuple[_Family, str, tuple[str, ...]]] = {
         "Start of the last refresh that wrote files into the output folder.",
         (),
     ),
+    "feeder_queue_jobs": (
+        GaugeMetricFamily,
+        "Poll jobs in the queue by source and state (waiting, running, failed), as of the node's last look.",
+        ("source", "state"),
+    ),
+    "feeder_queue_workers": (GaugeMetricFamily, "Workers alive, as of the node's last look.", ()),
     "feeder_websub_pings": (CounterMetricFamily, "Pings sent to the hub, by outcome (ok, failed).", ("hub", "outcome")),
     "feeder_websub_last_ping_timestamp_seconds": (GaugeMetricFamily, "When the hub was last pinged.", ("hub",)),
     "feeder_websub_up": (GaugeMetricFamily, "1 if every ping of the hub's last round succeeded.", ("hub",)),
@@ -188,6 +194,8 @@ def persisted_families(state: status.Status) -> list[Metric]:
     for hub, values in state.get("websub", {}).items():
         for family, labels, value in _hub(hub, values):
             samples[family].append((labels, value))
+    for family, labels, value in _queue(state.get("queue")):
+        samples[family].append((labels, value))
     return [_family(name, found) for name, found in samples.items() if found]
 
 
@@ -224,6 +232,16 @@ def _totals(state: status.Status) -> Iterator[Sample]:
     if isinstance(feeds, dict):
         for feed in feeds:
             yield "feeder_feed_entries", (str(feed),), _count(feeds, feed)
+
+
+def _queue(queue: object) -> Iterator[Sample]:
+    """The job queue as ``feeder run`` on PostgreSQL last recorded it (nothing on SQLite)."""
+    if not isinstance(queue, dict) or not isinstance(queue.get("workers"), list):
+        return
+    for source, counts in queue.get("sources", {}).items():
+        for state in ("waiting", "running", "failed"):
+            yield "feeder_queue_jobs", (str(source), state), _count(counts, state)
+    yield "feeder_queue_workers", (), len(queue["workers"])
 
 
 def _hub(hub: str, values: dict[str, object]) -> Iterator[Sample]:

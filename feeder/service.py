@@ -92,7 +92,9 @@ class Service:
 
             jobs = self.refresher = JobRefresher(config)
             self.schedule = Schedule(jobs, _intervals(config) if schedule else {})
-            self.follower = Follower(lambda: self.config, self.schedule.next_polls, self._followed, jobs.forget_failed)
+            self.follower = Follower(
+                lambda: self.config, self.schedule.next_polls, self._followed, jobs.overview, jobs.forget_failed
+            )
             trouble = lambda: self.follower.last_failure if self.follower else None  # noqa: E731
             self.answers = Answers(lambda: self.config, jobs, self.schedule, queue=jobs.overview, trouble=trouble)
         # a lambda, not the bound method: after a reload the new config's intervals apply
@@ -197,8 +199,12 @@ class Service:
         release_free_memory()
         return report
 
-    def _followed(self, built: Built) -> None:
-        """What the Follower published (on its thread): logged, and the hubs told."""
+    def _followed(self, built: Built | None) -> None:
+        """After each look of the Follower (on its thread): metrics.prom follows status.json; what it published
+        is logged, and the hubs are told."""
+        self.metrics.write_textfile()
+        if built is None:
+            return
         log_report(RefreshReport((), written=tuple(built.written)))
         if built.topics and self.config.websub.hubs and self._loop:
             self._loop.call_soon_threadsafe(self._ping, built.topics)

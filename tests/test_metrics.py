@@ -286,6 +286,7 @@ def test_metrics_prom_written_by_feeder_refresh_parses(tmp_path: Path) -> None:
 
 def test_the_readme_documents_every_metric_with_its_type_and_labels(tmp_path: Path) -> None:
     state = {
+        "queue": {"sources": {"seeds": {"waiting": 1, "running": 0, "failed": 0}}, "workers": [{"id": 1}]},
         "entries": 1,
         "last_publish": "2026-01-15T12:00:00Z",
         "feeds": {"rfi-cn": 1},

@@ -5,6 +5,7 @@ manual refresh while every worker is busy)."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import threading
@@ -100,6 +101,13 @@ def test_workers_share_a_big_seeds_poll_and_every_node_publishes_the_same_bytes(
     assert any("25 files to read, in 3 jobs" in worker.log() for worker in workers)
     assert etag(first, "rfi-cn.atom") == etag(second, "rfi-cn.atom")
     assert all(node.alive() for node in nodes)
+    metrics = first.parent / "state" / "metrics.prom"
+    cluster.wait(
+        "the workers in the metrics", lambda: metrics.exists() and "feeder_queue_workers 2.0" in metrics.read_text()
+    )
+    recorded = json.loads((second.parent / "state" / "status.json").read_text(encoding="utf-8"))
+    assert recorded["sources"]["seeds"]["new"] == 25
+    assert recorded["entries"] == 25
 
 
 def test_a_lone_worker_reads_the_chunks_no_other_worker_takes(
