@@ -149,7 +149,7 @@ class Queue:
                     taken = [ident for ident in waiting if self._app.job_manager.cancel_job_by_id(ident)]
                     here += [read_here(ids[ident]) for ident in taken]
                 time.sleep(WAIT_STEP)
-            return [*here, *take_chunk_reports(store, list(ids))]
+            return [*here, *take_chunk_reports(store, source, list(ids))]
 
     def overview(self, seen_within: timedelta) -> dict[str, Any]:
         """Per source, its jobs waiting, running and failed; and the workers heard from within ``seen_within``."""

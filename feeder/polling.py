@@ -49,20 +49,21 @@ def run_chunk(config: Config, name: str, files: Sequence[str], now: datetime, jo
     with Store.open(config.database) as store:
         report = read_chunk(config, store, name, files, now)
         with store.transaction():
-            store.set_setting(_chunk_key(job), json.dumps(report_data(report), ensure_ascii=False))
+            store.set_setting(_chunk_key(name, job), json.dumps(report_data(report), ensure_ascii=False))
 
 
-def take_chunk_reports(store: Store, jobs: Iterable[int]) -> list[SourceReport]:
-    """The reports the chunk jobs left (those that ran), removed from the store."""
+def take_chunk_reports(store: Store, name: str, jobs: Iterable[int]) -> list[SourceReport]:
+    """The reports these chunk jobs left (those that ran). Every chunk report of the source is removed: one left
+    by a poll that did not live to take it (a killed worker) is of no use to the next."""
     with store.transaction():
-        found = [store.setting(_chunk_key(job)) for job in jobs]
-        for job in jobs:
-            store.delete_setting(_chunk_key(job))
+        found = [store.setting(_chunk_key(name, job)) for job in jobs]
+        store.delete_settings(_chunk_key(name, None))
     return [report_from_data(json.loads(text)) for text in found if text]
 
 
-def _chunk_key(job: int) -> str:
-    return f"chunk:{job}"
+def _chunk_key(source: str, job: int | None) -> str:
+    """Where a chunk job leaves its report; with no job, the prefix of every such key of the source."""
+    return f"chunk:{source}:" + ("" if job is None else str(job))
 
 
 def poll_source(

@@ -3,6 +3,7 @@ notifications, reports carried between jobs, and the commands on PostgreSQL (a r
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from feeder.config import parse_config
 from feeder.errors import ConfigError
 from feeder.jobs import Queue
 from feeder.models import Problem, SourceReport
-from feeder.polling import combined, report_data, report_from_data
+from feeder.polling import combined, report_data, report_from_data, take_chunk_reports
 from feeder.scheduler import offset_for, slot_of
 from feeder.status import queue_lines
 from feeder.store import Store
@@ -40,6 +41,16 @@ def test_a_report_survives_the_trip_between_jobs() -> None:
         "seeds", 3, 1, 2, 4, (Problem("a.txt", "broken"),), None, 1.5, 1, "degraded", None, (("h", "200", 2),)
     )
     assert report_from_data(report_data(report)) == report
+
+
+def test_taking_a_polls_chunk_reports_clears_those_a_dead_poll_left(store: Store) -> None:
+    report = SourceReport("seeds", new=3)
+    with store.transaction():
+        for key in ("chunk:seeds:1", "chunk:seeds:99", "chunk:seeds-old:5"):
+            store.set_setting(key, json.dumps(report_data(report)))
+    assert take_chunk_reports(store, "seeds", [1, 2]) == [report]  # job 2 left none: it was read by the poll
+    assert store.setting("chunk:seeds:99") is None
+    assert store.setting("chunk:seeds-old:5") is not None  # another source's
 
 
 def test_a_chunked_poll_adds_its_chunks_and_counts_their_files_once() -> None:

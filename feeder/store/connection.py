@@ -94,8 +94,9 @@ class Connection:
             (key, value),
         )
 
-    def delete_setting(self, key: str) -> None:
-        self._db.execute("DELETE FROM settings WHERE key = ?", (key,))
+    def delete_settings(self, prefix: str) -> None:
+        """Delete every setting whose key starts with ``prefix``."""
+        self._db.execute("DELETE FROM settings WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
 
     def emptied(self, key: str, count: int) -> int | None:
         """Track how many items something yields: when it yields none but yielded some before, how many."""
