@@ -20,6 +20,7 @@ import pytest
 
 from tests.apiserver import request
 from tests.builders import free_port, seed_text, write_seed
+from tests.scaleout import Cluster, node_config
 from tests.test_service import Daemon, Site, age, article_url, make_site, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -134,6 +135,43 @@ def test_the_status_page_refreshes_a_source_in_place(browser: Any, daemon: Daemo
     browser.refresh()  # the token is asked for once per tab
     wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#source-seeds .last-poll time"))
     assert not browser.find_element(By.ID, "login").is_displayed()
+
+
+def test_on_postgresql_the_page_shows_the_workers_and_refreshes_through_them(
+    browser: Any, tmp_path: Path, postgres_url: str
+) -> None:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    seeds = tmp_path / "seeds"
+    write_seed(seeds, "001_0000000000000001.txt", seed_text(article_url("one"), "一"))
+    body = (
+        f"sources:\n  - {{name: seeds, kind: seeds, path: '{seeds}', interval: 1d}}\n"
+        "feeds:\n  - {name: rfi-cn, title: RFI 中文, sources: [seeds]}\n"
+    )
+    config = node_config(tmp_path / "node", postgres_url, body)
+    cluster = Cluster()
+    try:
+        worker = cluster.start(config, "worker", name="worker")
+        cluster.start(config, "run", name="run")
+        token_file = config.parent / "state" / "control.token"
+        cluster.wait("the token", token_file.exists)
+        port = next(line for line in config.read_text().splitlines() if line.startswith("control:")).split()[-1][:-1]
+        wait = WebDriverWait(browser, WAIT)
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait.until(lambda driver: driver.find_element(By.ID, "token").is_displayed())
+        browser.find_element(By.ID, "token").send_keys(token_file.read_text().strip())
+        browser.find_element(By.ID, "sign-in").click()
+        wait.until(lambda driver: "1 worker alive" in driver.find_element(By.ID, "summary").text)
+        assert "poll jobs: 0 waiting" in browser.find_element(By.ID, "summary").text
+
+        polls = worker.log().count("seeds: ")
+        browser.find_element(By.CSS_SELECTOR, "#source-seeds button.refresh").click()
+        wait.until(lambda driver: "refreshed just now" in driver.find_element(By.ID, "source-seeds").text)
+        assert worker.log().count("seeds: ") == polls + 1  # the worker polled it
+        assert csp_problems(browser) == []
+    finally:
+        cluster.stop()
 
 
 def last_poll(driver: Any) -> str:

@@ -144,7 +144,20 @@
     if (status.updated) parts.push(`last poll recorded ${shown(status.updated)}`);
     const hubs = Object.entries(status.websub || {});
     if (hubs.length) parts.push(`WebSub: ${hubs.filter(([, hub]) => hub.ok).length} of ${hubs.length} hubs ok`);
+    parts.push(...queueSummary(status.queue));
     $("summary").textContent = parts.join(" · ");
+  }
+
+  // On PostgreSQL the status has the job queue: its poll jobs by state, and the workers alive.
+  function queueSummary(queue) {
+    if (!queue || !Array.isArray(queue.workers)) return queue && queue.error ? [`queue: ${queue.error}`] : [];
+    const counts = { waiting: 0, running: 0, failed: 0 };
+    for (const jobs of Object.values(queue.sources || {})) for (const state in counts) counts[state] += jobs[state] || 0;
+    const workers = queue.workers.length;
+    return [
+      `poll jobs: ${counts.waiting} waiting, ${counts.running} running, ${counts.failed} failed`,
+      `${workers} ${workers === 1 ? "worker" : "workers"} alive`,
+    ];
   }
 
   // Loading, refreshing, the token --------------------------------------------------------------------------------------
