@@ -95,10 +95,12 @@ class Tally:
 
 
 class FeedServer:
-    """200 RSS feeds over HTTP/1.1 keep-alive, each answer after LATENCY, with strong ETags."""
+    """200 RSS feeds (or ``documents``, by path) over HTTP/1.1 keep-alive, each answer after ``latency`` seconds,
+    with strong ETags."""
 
-    def __init__(self) -> None:
-        self.documents = {feed_path(n): feed_document(n) for n in range(FEEDS)}
+    def __init__(self, documents: dict[str, bytes] | None = None, latency: float = LATENCY) -> None:
+        self.documents = documents or {feed_path(n): feed_document(n) for n in range(FEEDS)}
+        self.latency = latency
         self.etags = {path: f'"{hashlib.sha256(body).hexdigest()[:16]}"' for path, body in self.documents.items()}
         self.last_modified = format_datetime(datetime(2024, 1, 10, 12, tzinfo=UTC), usegmt=True)
         self.tally = Tally()
@@ -118,7 +120,7 @@ class FeedServer:
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1] if len(lines[0].split(" ")) == 3 else ""
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
-                await asyncio.sleep(LATENCY)
+                await asyncio.sleep(self.latency)
                 writer.write(self.answer(path, headers))
                 await writer.drain()
         finally:
@@ -144,19 +146,24 @@ class FeedServer:
 
 
 @contextmanager
-def serving(server: FeedServer) -> Iterator[FeedServer]:
-    """Run the server's own event loop in a thread: pipeline.refresh runs asyncio.run() in the main one."""
+def serving(server: FeedServer, hosts: tuple[str, ...] = ("127.0.0.1",)) -> Iterator[FeedServer]:
+    """Run the server's own event loop in a thread: pipeline.refresh runs asyncio.run() in the main one. It
+    listens on one free port of every address in ``hosts`` (loopback addresses: 127.0.0.1, 127.0.0.2…)."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
 
-    async def main() -> asyncio.Server:
-        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, limit=HEAD_LIMIT, backlog=512)
-        server.port = listener.sockets[0].getsockname()[1]
-        return listener
+    async def main() -> None:
+        first = await asyncio.start_server(server.handle, hosts[0], 0, limit=HEAD_LIMIT, backlog=512)
+        server.port = first.sockets[0].getsockname()[1]
+        holder.append(first)
+        if hosts[1:]:
+            holder.append(
+                await asyncio.start_server(server.handle, hosts[1:], server.port, limit=HEAD_LIMIT, backlog=512)
+            )
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        holder.append(loop.run_until_complete(main()))
+        loop.run_until_complete(main())
         started.set()
         loop.run_forever()
 
@@ -169,8 +176,9 @@ def serving(server: FeedServer) -> Iterator[FeedServer]:
     finally:
 
         async def stop() -> None:
-            holder[0].close()
-            await holder[0].wait_closed()
+            for listener in holder:
+                listener.close()
+                await listener.wait_closed()
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
