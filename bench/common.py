@@ -255,7 +255,8 @@ def _paragraphs(pick: list[str]) -> str:
 
 def timed_refresh(config_path: Path) -> tuple[float, dict[str, int]]:
     """One in-process refresh of a config, timed alone (its imports are not): seconds, and the first source's
-    counts. Exits when the source failed or had a problem file, which would make the figure meaningless."""
+    counts and poll time (poll_ms, the rest being rendering and publishing). Exits when the source failed or had
+    a problem file, which would make the figure meaningless."""
     from feeder.config import load_config  # noqa: PLC0415 - imported by the child process that times
     from feeder.pipeline import refresh, state_database  # noqa: PLC0415
     from feeder.store import Store  # noqa: PLC0415
@@ -268,4 +269,5 @@ def timed_refresh(config_path: Path) -> tuple[float, dict[str, int]]:
     source = report.sources[0]
     if source.failure or source.problems:
         raise SystemExit(f"refresh went wrong: {source.failure or source.problems[:3]}")
-    return seconds, {"new": source.new, "read": source.new + source.updated + source.unchanged}
+    read = source.new + source.updated + source.unchanged
+    return seconds, {"new": source.new, "read": read, "poll_ms": round(source.duration * 1000)}

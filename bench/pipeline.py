@@ -234,7 +234,7 @@ def floor_stat(folder: Path) -> float:
 
 def refresh_child(folder: Path, state: Path) -> dict[str, float]:
     seconds, counts = timed_refresh(write_config(folder, state))
-    return {"seconds": seconds, "read": counts["read"]}
+    return {"seconds": seconds, "read": counts["read"], "poll": counts["poll_ms"] / 1000}
 
 
 def main() -> None:
