@@ -35,7 +35,8 @@ unit: $(VENV)/.installed-dev
 test: lint typecheck unit
 
 # Benchmarks print one table of figures, each next to a floor measured in the same run; never part of
-# `make test`. They need Debian's nginx-light, wrk and time: apt-get install nginx-light wrk time
+# `make test`. They need Debian's nginx-light, wrk and time: apt-get install nginx-light wrk time (and
+# postgresql-15 for scaleout).
 # Options: make bench BENCH_ARGS='--only render --rounds 3' (see python -m bench --help).
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

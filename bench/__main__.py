@@ -1,8 +1,8 @@
 """`python -m bench` (what `make bench` runs, from the project folder): every benchmark, then one table.
 
-Runs pipeline, render, variants, daemon, freshness, serve and live in that order (or only those named with --only), each
-printing its samples as it goes, collects their figures and ends with one table of every figure next to its
-floor. Exits 1 when a figure misses its target, 2 when a tool a chosen benchmark needs is missing.
+Runs pipeline, render, variants, daemon, freshness, serve, live and scaleout in that order (or only those named
+with --only), each printing its samples as it goes, collects their figures and ends with one table of every
+figure next to its floor. Exits 1 when a figure misses its target, 2 when a tool a chosen benchmark needs is missing.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import shutil
 import sys
 import time
@@ -18,12 +19,14 @@ from pathlib import Path
 
 from bench.common import Figure, print_table
 
-BENCHMARKS = ("pipeline", "render", "variants", "daemon", "freshness", "serve", "live")
+BENCHMARKS = ("pipeline", "render", "variants", "daemon", "freshness", "serve", "live", "scaleout")
+PG_BIN = os.environ.get("FEEDER_PG_BIN", "/usr/lib/postgresql/15/bin")  # where tests/postgres.py looks
 # What each benchmark runs besides Python, and the Debian package that has it.
 TOOLS = {
     "pipeline": {"/usr/bin/time": "time"},
     "variants": {"/usr/bin/time": "time"},
     "serve": {"nginx": "nginx-light", "wrk": "wrk"},
+    "scaleout": {f"{PG_BIN}/{name}": "postgresql-15" for name in ("initdb", "pg_ctl", "postgres")},
 }
 MODULES = {"serve": {"aiohttp": "pip install -e '.[bench]'"}}
 
@@ -93,6 +96,12 @@ def live(args: argparse.Namespace) -> list[Figure]:
     return live.figures(args.rounds)
 
 
+def scaleout(args: argparse.Namespace) -> list[Figure]:
+    from bench import scaleout  # noqa: PLC0415
+
+    return scaleout.figures(args.rounds)
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "pipeline": pipeline,
     "render": render,
@@ -101,6 +110,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "freshness": freshness,
     "serve": serve,
     "live": live,
+    "scaleout": scaleout,
 }
 
 
