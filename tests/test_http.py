@@ -9,6 +9,7 @@ import functools
 import gzip
 import pickle
 import socket
+import ssl
 import time
 import tracemalloc
 import zlib
@@ -21,7 +22,7 @@ import httpx2
 import pytest
 
 from feeder.errors import FetchError, PutOffError, RetryLater
-from feeder.http import Fetcher
+from feeder.http import Fetcher, tls_context
 from feeder.models import HostState, Validators
 from feeder.politeness import FetchSettings
 
@@ -857,3 +858,11 @@ async def test_queued_fetches_respect_a_backoff_started_while_they_waited(clock,
     assert sum(type(o) is FetchError for o in outcomes) == 2
     assert sum(type(o) is PutOffError for o in outcomes) == 8  # not asked: the backoff began
     assert hosts[CANONICAL_HOST].failures == 2
+
+
+def test_every_fetcher_verifies_certificates_with_one_context() -> None:
+    """Made once per process (loading the CA bundle is most of a small poll's CPU), and still strict."""
+    context = tls_context()
+    assert tls_context() is context
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
