@@ -190,13 +190,13 @@ def _store_feed(poll: _Poll, url: str, listed_items: _Listed) -> None:
     articles = listed_items.articles
     if before:
         poll.degraded.append(f"{url} lists no items any more (it listed {before})")
-    listed = set()
-    for article in articles:
-        poll.count(poll.store.upsert(article, poll.plan.name))
-        if poll.plan.read_page is not None and poll.plan.fetches(article.url):
-            poll.store.note_feed_item(article.url, poll.plan.name, article.published)
-        listed.add(article.url)
-    poll.store.set_feed_listing(url, listed)
+    for outcome in poll.store.upsert_many(articles, poll.plan.name):  # new articles inserted in one statement
+        poll.count(outcome)
+    if poll.plan.read_page is not None:
+        for article in articles:
+            if poll.plan.fetches(article.url):
+                poll.store.note_feed_item(article.url, poll.plan.name, article.published)
+    poll.store.set_feed_listing(url, {article.url for article in articles})
 
 
 async def _fetch_pages(fetcher: Fetcher, poll: _Poll, progress: Progress | None) -> None:
