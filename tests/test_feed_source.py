@@ -4,13 +4,17 @@ pages read whole by ``fulltext: auto``, and the same article from two feeds and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import feedparser
 import pytest
 
 from feeder.config import Config, load_config
+from feeder.http import Fetcher
+from feeder.models import Fetched, HostState, Validators
 from feeder.pipeline import refresh
+from feeder.sources.interface import open_source
 from feeder.store import Store
 from tests.builders import NOW, seed_text, write_seed
 from tests.feedcheck import check_json_feeds, validate_feeds
@@ -104,6 +108,30 @@ def test_a_second_poll_fetches_no_page_again(weekly: tuple[Config, Documents]) -
         report = refresh(config, store, NOW)
     assert sorted(documents.take()) == sorted(FEEDS)
     assert all(s.new == 0 and s.updated == 0 for s in report.sources)
+
+
+def test_a_poll_writes_back_only_the_hosts_it_learnt_about(
+    weekly: tuple[Config, Documents], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers poll side by side on PostgreSQL: a poll must not put back its own early copy of a host that
+    another poll has news of since (here a backoff, written while this one was fetching)."""
+    config, _ = weekly
+    news = HostState(next_allowed=NOW + timedelta(hours=1), failures=2)
+    with Store.open(config.state_dir / "feeder.sqlite3") as store:
+        with store.transaction():
+            store.save_hosts({"elsewhere.example": HostState(failures=1)})
+
+        class Meanwhile(Fetcher):
+            async def fetch(self, url: str, *, validators: Validators | None = None, max_bytes: int) -> Fetched:
+                with store.transaction():
+                    store.save_hosts({"elsewhere.example": news})  # another worker's poll, while this one runs
+                return await super().fetch(url, validators=validators, max_bytes=max_bytes)
+
+        monkeypatch.setattr("feeder.sources.web.Fetcher", Meanwhile)
+        (atom,) = [s for s in config.sources if s.name == "atom"]
+        report = open_source(atom, config).poll(store, NOW)
+        assert (report.new, report.failure) == (2, None)
+        assert store.hosts()["elsewhere.example"] == news
 
 
 def test_an_item_on_a_host_the_source_does_not_allow_is_a_problem_not_an_entry(

@@ -25,7 +25,7 @@ from feeder import __version__
 from feeder.config import Config
 from feeder.errors import FetchError, ParseError, PutOffError, RetryLater
 from feeder.http import Fetcher
-from feeder.models import Article, Fetched, ParsedArticle, Problem, Progress, SourceReport
+from feeder.models import Article, Fetched, HostState, ParsedArticle, Problem, Progress, SourceReport
 from feeder.normalize import normalize
 from feeder.parse import FieldsFound, RulesMissedError, decode_html, parse_feed, plain_text
 from feeder.politeness import FetchSettings
@@ -110,10 +110,13 @@ def poll_web(plan: WebPlan, config: Config, store: Store, now: datetime, progres
     started = time.perf_counter()
     poll = _Poll(plan, config, store, now)
     hosts = store.hosts()
+    known = {host: dataclasses.replace(state) for host, state in hosts.items()}
     fetcher = Fetcher(plan.settings, hosts, now=lambda: now)
     failure = asyncio.run(_run(poll, fetcher, progress))
-    with store.transaction():
-        store.save_hosts(hosts)
+    changed = {host: state for host, state in hosts.items() if state != known.get(host, HostState())}
+    if changed:  # only what this poll learnt: what another worker learnt of the other hosts meanwhile stays
+        with store.transaction():
+            store.save_hosts(changed)
     waiting = None
     if failure is not None and len(poll.put_off) == len(poll.problems):  # every feed was put off, none failed
         waiting = "; ".join(dict.fromkeys(poll.put_off))
