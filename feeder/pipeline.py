@@ -59,12 +59,22 @@ def check_seeds(config: Config, now: datetime) -> Iterator[tuple[SeedsSource, Se
 
 def forget_files_if_rules_changed(config: Config, store: Store) -> None:
     """Read every seed again when the parser, a site's rules or the host allowlist changed since the last refresh."""
-    sites = sorted({f"{s.site}={config.site(s.site).digest}" for s in config.sources if isinstance(s, SeedsSource)})
-    rules = f"{PARSER_VERSION}:{','.join(sorted(config.allowed_hosts))}:{','.join(sites)}"
+    rules = seed_rules(config)
     if store.setting("seed_rules") != rules:
         for source in config.sources:
             store.forget_files(source.name)
         store.set_setting("seed_rules", rules)
+
+
+def seed_rules(config: Config) -> str:
+    """What seed files are read by: the parser's version, the host allowlist, the seeds sources' site rules."""
+    sites = sorted({f"{s.site}={config.site(s.site).digest}" for s in config.sources if isinstance(s, SeedsSource)})
+    return f"{PARSER_VERSION}:{','.join(sorted(config.allowed_hosts))}:{','.join(sites)}"
+
+
+def seed_rules_changed(config: Config, store: Store) -> bool:
+    """Whether forget_files_if_rules_changed has anything to do (a look, no write)."""
+    return store.setting("seed_rules") != seed_rules(config)
 
 
 def state_database(config: Config) -> Path | str:

@@ -19,7 +19,7 @@ from feeder import status
 from feeder.config import Config, FeedSource, SeedsSource, SiteSource
 from feeder.errors import UnknownSourceError
 from feeder.models import Problem, RefreshReport, SourceReport
-from feeder.pipeline import forget_files_if_rules_changed
+from feeder.pipeline import forget_files_if_rules_changed, seed_rules_changed
 from feeder.sources.interface import open_source
 from feeder.sources.seeds import SeedsPoller
 from feeder.store import Store
@@ -73,8 +73,9 @@ def poll_source(
     read has ``read_chunks`` read them (when given), then reads what is left itself."""
     started = time.perf_counter()
     spec = source_spec(config, name)
-    with store.transaction():
-        forget_files_if_rules_changed(config, store)
+    if seed_rules_changed(config, store):  # looked at first: most polls find them as they were, and write nothing
+        with store.transaction():
+            forget_files_if_rules_changed(config, store)
     poller = open_source(spec, config)
     chunks: list[list[str]] = []
     if isinstance(poller, SeedsPoller) and read_chunks is not None:
