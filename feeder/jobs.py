@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import procrastinate
@@ -37,6 +38,7 @@ from feeder.refreshes import log_report
 from feeder.status import iso
 from feeder.store import Store
 from feeder.store.connection import moment
+from feeder.store.postgres import Connections
 
 log = logging.getLogger("feeder")
 
@@ -174,13 +176,19 @@ def _cause(error: BaseException) -> str:
 def _poll_job(context: JobContext, source: str, timestamp: int | None = None) -> None:
     """Poll ``source`` (``timestamp``: the slot a scheduled poll was due at; a scheduler's, unused here)."""
     queue: Queue = context.additional_context["queue"]
-    report = run_poll(context.additional_context["config"], source, datetime.now(UTC), queue.read_chunks)
+    connections: Connections = context.additional_context["connections"]
+    config: Config = context.additional_context["config"]
+    borrowed = partial(Store.borrow, connections)
+    report = run_poll(config, source, datetime.now(UTC), queue.read_chunks, open_store=borrowed)
     log_report(RefreshReport((report,)))
 
 
 def _chunk_job(context: JobContext, source: str, files: Sequence[str], now: str) -> None:
     assert context.job.id is not None
-    run_chunk(context.additional_context["config"], source, files, datetime.fromisoformat(now), context.job.id)
+    connections: Connections = context.additional_context["connections"]
+    config: Config = context.additional_context["config"]
+    borrowed = partial(Store.borrow, connections)
+    run_chunk(config, source, files, datetime.fromisoformat(now), context.job.id, open_store=borrowed)
 
 
 async def run_worker(config: Config, concurrency: int) -> None:
@@ -220,13 +228,15 @@ def _quiet_outage(record: logging.LogRecord) -> bool:
 async def _work(config: Config, queue: Queue, concurrency: int, outage: Outage) -> None:
     assert config.database is not None
     app = _app(PsycopgConnector(conninfo=config.database, min_size=1, max_size=concurrency + 2, timeout=10))
+    connections = Connections(config.database, concurrency)  # the jobs' own, one each, kept from job to job
     async with app.open_async():
         outage.ended()
+        await asyncio.to_thread(connections.open)
         worker = Worker(
             app,
             queues=[QUEUE],
             concurrency=concurrency,
-            additional_context={"config": config, "queue": queue},
+            additional_context={"config": config, "queue": queue, "connections": connections},
             update_heartbeat_interval=config.queue.heartbeat.total_seconds(),
             stalled_worker_timeout=config.queue.stalled_after.total_seconds(),
             delete_jobs="successful",
@@ -238,6 +248,7 @@ async def _work(config: Config, queue: Queue, concurrency: int, outage: Outage) 
         finally:
             for watch in watches:
                 watch.cancel()
+            await asyncio.to_thread(connections.close)
 
 
 async def _beat(app: App, worker: Worker, config: Config) -> None:

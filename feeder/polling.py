@@ -12,6 +12,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +31,15 @@ ReadHere = Callable[[Sequence[str]], SourceReport]
 """Read one chunk in this process, with the poll's connection."""
 DeferChunks = Callable[[str, datetime, list[list[str]], ReadHere], list[SourceReport]]
 """How a worker hands chunks to the others (feeder.jobs.Queue.read_chunks)."""
+OpenStore = Callable[[], AbstractContextManager[Store]]
+"""Where a job's connection comes from (feeder.jobs: one lent by the worker's ``Connections``)."""
 
 
-def run_poll(config: Config, name: str, now: datetime, defer_chunks: DeferChunks) -> SourceReport:
+def run_poll(
+    config: Config, name: str, now: datetime, defer_chunks: DeferChunks, *, open_store: OpenStore
+) -> SourceReport:
     """A ``poll`` job: poll one source with a connection of its own, its big chunks read by other workers."""
-    assert config.database is not None
-    with Store.open(config.database) as store:
+    with open_store() as store:
 
         def read_here(files: Sequence[str]) -> SourceReport:
             return read_chunk(config, store, name, files, now)
@@ -43,10 +47,11 @@ def run_poll(config: Config, name: str, now: datetime, defer_chunks: DeferChunks
         return poll_source(config, store, name, now, lambda chunks: defer_chunks(name, now, chunks, read_here))
 
 
-def run_chunk(config: Config, name: str, files: Sequence[str], now: datetime, job: int) -> None:
+def run_chunk(
+    config: Config, name: str, files: Sequence[str], now: datetime, job: int, *, open_store: OpenStore
+) -> None:
     """A ``read_seeds`` job: read one chunk and leave its report for the poll that waits for it."""
-    assert config.database is not None
-    with Store.open(config.database) as store:
+    with open_store() as store:
         report = read_chunk(config, store, name, files, now)
         with store.transaction():
             store.set_setting(_chunk_key(name, job), json.dumps(report_data(report), ensure_ascii=False))

@@ -12,6 +12,7 @@ import pytest
 from feeder.database_url import redacted
 from feeder.errors import StoreError
 from feeder.store import Store
+from feeder.store.postgres import Connections
 from feeder.store.schema_postgres import MIGRATIONS
 
 
@@ -68,3 +69,44 @@ def test_a_failed_statement_rolls_the_transaction_back(postgres_url: str) -> Non
 )
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+def backend(store: Store) -> int:
+    return int(store._db.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def test_borrowed_stores_keep_one_connection_and_get_it_back_clean(postgres_url: str) -> None:
+    with Store.open(postgres_url):  # migrated, as a worker does when it starts
+        pass
+    connections = Connections(postgres_url, 1)
+    connections.open()
+    try:
+        with Store.borrow(connections) as store:
+            first = backend(store)
+            store._db.execute("BEGIN")  # left open, as by a job that crashed in a transaction
+            store.set_setting("half", "done")
+        with Store.borrow(connections) as store:
+            assert backend(store) == first
+            assert store.setting("half") is None
+            with store.transaction():
+                store.set_setting("k", "v")
+            assert store.setting("k") == "v"
+    finally:
+        connections.close()
+
+
+def test_a_lent_connection_that_broke_is_replaced(postgres_url: str) -> None:
+    with Store.open(postgres_url):
+        pass
+    connections = Connections(postgres_url, 1)
+    connections.open()
+    try:
+        with Store.borrow(connections) as store:
+            first = backend(store)
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute("SELECT pg_terminate_backend(%s)", (first,))
+        with Store.borrow(connections) as store:
+            assert backend(store) != first
+            assert store.count_entries() == 0
+    finally:
+        connections.close()

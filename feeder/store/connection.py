@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from feeder.database_url import SCHEMES
 from feeder.errors import StoreError
 from feeder.store.driver import Driver
+
+if TYPE_CHECKING:  # psycopg is imported only on PostgreSQL
+    from feeder.store.postgres import Connections
 
 MAX_PARAMETERS = 900  # below SQLite's oldest limit on the parameters of one statement (999)
 
@@ -32,6 +35,13 @@ class Connection:
     def open(cls, database: Path | str) -> Iterator[Self]:
         """Open the state database: a SQLite file, or PostgreSQL when ``database`` is a postgresql:// URL."""
         with _driver(database) as driver:
+            yield cls(driver)
+
+    @classmethod
+    @contextmanager
+    def borrow(cls, connections: Connections) -> Iterator[Self]:
+        """The state database (PostgreSQL) over a connection lent by ``connections``, given back after."""
+        with connections.lent() as driver:
             yield cls(driver)
 
     @property
