@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -52,6 +53,8 @@ OUTAGE_RETRY = 5.0
 FINISHED = ("succeeded", "failed", "cancelled", "aborted")
 CLAIM_AFTER = 1.0
 """Seconds a chunk job may wait for a worker before the poll that deferred it reads it itself."""
+EXTRA_THREADS = 4
+"""A worker's threads besides one per job: for opening and closing the queue and the connections (to_thread)."""
 
 
 def prepare(url: str) -> None:
@@ -198,6 +201,10 @@ async def run_worker(config: Config, concurrency: int) -> None:
     url = config.database
     for handler in logging.getLogger().handlers:  # a logger's filter would miss its children's records
         handler.addFilter(_quiet_outage)
+    # procrastinate runs a synchronous job in the loop's default executor, whose min(32, CPUs + 4) threads would
+    # leave jobs beyond that waiting (6 on 2 CPUs); a few more than the jobs for asyncio.to_thread's own calls
+    pool = ThreadPoolExecutor(concurrency + EXTRA_THREADS, thread_name_prefix="feeder-job")
+    asyncio.get_running_loop().set_default_executor(pool)
     await asyncio.to_thread(prepare, url)
     queue = await asyncio.to_thread(Queue(url).open)
     outage = Outage(
