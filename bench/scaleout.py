@@ -6,14 +6,15 @@ It needs Debian's PostgreSQL 15 server binaries (tests/postgres.py starts a thro
 
 1. Live poll throughput. 400 RSS feeds of 10 items each (distinct article URLs) on 40 loopback addresses,
    every answer after 100 ms (bench/cluster.py), one ``kind: feed`` source per feed (fulltext: none). Each
-   sample is a fresh database with K `feeder worker` processes (K = 1, 2, 4, each ``--concurrency`` CONCURRENCY:
-   few enough that one worker waits on the upstream rather than on its CPU), started and registered before the
-   clock starts; the clock runs from the first of 400 ``Queue.defer_poll`` to the moment every job has finished.
-   Throughput is 400 / seconds. The floor is the 1-worker throughput; the figures are 2 and 4 workers against
-   it (targets 1.8× and 3.2×). Every run is checked: each job succeeded, each feed was fetched once, the
-   ``entries`` table holds exactly the 4000 article URLs served, and every source's status says its poll
-   succeeded. The workers' CPU time and the machine's busy share are printed with each sample: the machine
-   has 2 CPUs for the workers, PostgreSQL, the upstream and this process.
+   sample is a fresh database with K `feeder worker` processes (K = 1, 2, 4, each ``--concurrency``
+   CONCURRENCY, queue.concurrency's default: one worker waits on the upstream, using about a quarter of a
+   CPU), started and registered before the clock starts; the clock runs from the first of 400
+   ``Queue.defer_poll`` to the moment every job has finished. Throughput is 400 / seconds. The floor is the
+   1-worker throughput; the figures are 2 and 4 workers against it (targets 1.8× and 3.2×). Every run is
+   checked: each job succeeded, each feed was fetched once, the ``entries`` table holds exactly the 4000
+   article URLs served, and every source's status says its poll succeeded. The workers' CPU time and the
+   machine's busy share are printed with each sample: the machine has 2 CPUs for the workers, PostgreSQL, the
+   upstream and this process (and whatever else runs there).
 2. 10 000 new seeds (bench/corpus.py): one in-process full refresh into an empty SQLite state (as
    bench/pipeline.py runs it: reading, writing, rendering and publishing) against, on a fresh PostgreSQL
    database, two `feeder worker` processes (default concurrency) running one queued poll of the seeds source,
