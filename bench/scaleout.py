@@ -138,9 +138,9 @@ def throughput(server: FeedServer, pg: Server, work: Path, rounds: int) -> list[
     best = {count: samples.best(_workers(count), lowest=False) for count in WORKER_COUNTS}
     ideal = CONCURRENCY / LATENCY
     return [
-        Figure(f"scaleout 1 worker × {CONCURRENCY}: polls/s", best[1], "polls/s", "— (information)", True,
+        Figure(f"scaleout {FEEDS} polls, 1 worker × {CONCURRENCY}", best[1], "poll/s", "— (information)", True,
                ideal, f"floor column: the latency bound, {CONCURRENCY} polls at a time / {LATENCY:g} s"),
-        *(Figure(f"scaleout {_workers(count)} × {CONCURRENCY} vs 1: polls/s", best[count], "polls/s",
+        *(Figure(f"scaleout {FEEDS} polls, {_workers(count)} × {CONCURRENCY} vs 1", best[count], "poll/s",
                  f">= {TARGETS[count]:g}x floor (1 worker)", best[count] >= TARGETS[count] * best[1], best[1])
           for count in TARGETS),
     ]  # fmt: skip
@@ -197,9 +197,9 @@ def seeds_figures(pg: Server, work: Path, rounds: int) -> list[Figure]:
     samples.show(f"{SEED_FILES} new seeds ({articles} articles)", "s")
     pg_best, lite, lite_poll = samples.best(POSTGRES), samples.best(SQLITE), samples.best(SQLITE_POLL)
     return [
-        Figure(f"scaleout {SEED_FILES} new seeds: {POSTGRES} vs SQLite refresh", pg_best, "s", "— (information)",
+        Figure(f"scaleout {SEED_FILES} new seeds, PG 2 workers vs SQLite refresh", pg_best, "s", "— (information)",
                True, lite, f"PostgreSQL/SQLite = {pg_best / lite:.2f}; the SQLite refresh also renders and publishes"),
-        Figure(f"scaleout {SEED_FILES} new seeds: {POSTGRES} vs SQLite poll", pg_best, "s", "— (information)",
+        Figure(f"scaleout {SEED_FILES} new seeds, PG 2 workers vs SQLite poll", pg_best, "s", "— (information)",
                True, lite_poll, f"PostgreSQL/SQLite = {pg_best / lite_poll:.2f}: the refresh's seeds poll alone"),
     ]  # fmt: skip
 
