@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.live import FeedServer, serving
 from bench.pipeline import write_config
 from feeder.jobs import FINISHED, Queue
+from feeder.store import Store
 from tests import postgres
 
 FEEDS = 400
@@ -169,17 +170,19 @@ def workers(config: Path, queue: Queue, count: int, concurrency: int | None = No
         started.stop()
 
 
-def wait_finished(queue: Queue, ids: Iterable[int], timeout: float) -> dict[int, str]:
-    """Look at the jobs every LOOK_EVERY seconds until they have all finished; their states."""
+def wait_finished(url: str, ids: Iterable[int], timeout: float) -> dict[int, str]:
+    """Look at the jobs every LOOK_EVERY seconds until they have all finished; their states. Through one
+    connection (Queue.states opens one a call, which PostgreSQL would pay for 50 times a second)."""
     wanted = list(ids)
     deadline = time.monotonic() + timeout
-    while True:
-        states = queue.states(wanted)
-        if all(state in FINISHED for state in states.values()):
-            return states
-        if time.monotonic() > deadline:
-            raise SystemExit(f"scaleout: jobs still unfinished after {timeout:.0f} s: {states}")
-        time.sleep(LOOK_EVERY)
+    with Store.open(url) as store:
+        while True:
+            states = store.job_states(wanted)
+            if all(state in FINISHED for state in states.values()):
+                return states
+            if time.monotonic() > deadline:
+                raise SystemExit(f"scaleout: jobs still unfinished after {timeout:.0f} s: {states}")
+            time.sleep(LOOK_EVERY)
 
 
 def machine_busy() -> tuple[float, float]:

@@ -90,7 +90,7 @@ def poll_run(server: FeedServer, pg: Server, work: Path, count: int) -> PollRun:
         cpu, machine = running.cpu_seconds(), machine_busy()
         started = time.perf_counter()
         ids = [queue.defer_poll(f"f{n:03d}") for n in range(FEEDS)]
-        states = wait_finished(queue, ids, POLLS_TIMEOUT)
+        states = wait_finished(url, ids, POLLS_TIMEOUT)
         seconds = time.perf_counter() - started
         cpu_used, busy = running.cpu_seconds() - cpu, _busy_share(machine, machine_busy())
         check_polls(url, list(states.values()), server.reset().statuses[200], running)
@@ -167,7 +167,7 @@ def postgres_poll(seeds: Path, pg: Server, folder: Path) -> tuple[float, int]:
     config = seeds_config(seeds, folder, url)
     with Queue(url) as queue, workers(config, queue, 2) as running:
         started = time.perf_counter()
-        states = wait_finished(queue, [queue.defer_poll("seeds")], POLLS_TIMEOUT)
+        states = wait_finished(url, [queue.defer_poll("seeds")], POLLS_TIMEOUT)
         seconds = time.perf_counter() - started
         if list(states.values()) != ["succeeded"]:
             running.fail(f"the seeds poll ended {states}")
