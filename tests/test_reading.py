@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,38 @@ def test_many_files_are_read_in_worker_processes_with_the_same_results_in_order(
     assert [read.job.key for read in in_workers] == [job.key for job in jobs]
     assert sum(read.problem is not None for read in here) == broken_count(len(jobs))
     assert {read.article.url for read in here if read.article} == {f"{CHINA_URL}-{n}" for n in range(0, len(jobs), 5)}
+
+
+def test_a_poll_reading_in_worker_processes_leaves_them_to_another_still_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feeder worker runs several chunk jobs at once: the first to finish must not stop the forkserver the
+    other's processes come from; the last one does."""
+    stops: list[int] = []
+    stop = reading._stop_forkserver
+
+    def counted_stop() -> None:
+        stops.append(reading._POOLS.running)  # the pools still reading
+        stop()
+
+    monkeypatch.setattr(reading, "_stop_forkserver", counted_stop)
+    first, second = jobs_for(tmp_path / "a", PARALLEL_FROM + 40), jobs_for(tmp_path / "b", 2 * PARALLEL_FROM)
+    first_done = threading.Event()
+
+    def held_back() -> Iterator[SeedJob]:
+        """The second poll's files: half, then the rest once the first poll is over (its pool stays up)."""
+        yield from second[: PARALLEL_FROM + 64]
+        first_done.wait(60)
+        yield from second[PARALLEL_FROM + 64 :]
+
+    results: list[reading.SeedRead] = []
+    other = threading.Thread(target=lambda: results.extend(read_all(held_back(), RULES, workers=2)))
+    other.start()
+    assert list(read_all(first, RULES, workers=2)) == list(read_all(first, RULES, workers=1))
+    first_done.set()
+    other.join(120)
+    assert results == list(read_all(second, RULES, workers=1))
+    assert stops == [0]  # once, when neither read any more: not when the first was done and the other read on
 
 
 def test_a_file_with_the_bytes_already_read_yields_no_article(tmp_path: Path) -> None:

@@ -121,6 +121,8 @@ def default_workers() -> int:
 
 
 def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iterator[SeedRead]:
+    with _POOLS:
+        _POOLS.running += 1
     pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_exit_with, initargs=(os.getpid(),))
     in_flight: deque[tuple[Future[list[Outcome]], list[SeedJob]]] = deque()
     try:
@@ -136,7 +138,27 @@ def _in_workers(jobs: Iterator[SeedJob], rules: ReadRules, workers: int) -> Iter
         yield from (read_seed(job, rules) for job in itertools.chain(left, jobs))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _stop_forkserver()
+        with _POOLS:
+            _POOLS.running -= 1
+            if not _POOLS.running:  # another poll's pool of this process (a worker's job) may still use it
+                _stop_forkserver()
+
+
+class _Pools:
+    """How many polls of this process read in worker processes right now (a ``feeder worker`` runs several)."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+
+
+_POOLS = _Pools()
 
 
 def _stop_forkserver() -> None:
