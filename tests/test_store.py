@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -294,15 +293,11 @@ def test_a_transaction_inside_another_is_part_of_it(store: Store) -> None:
     assert store.setting("inner") == "2"
 
 
-def test_each_source_s_status_is_a_row_of_its_own_over_the_older_single_value(store: Store) -> None:
+def test_each_source_s_status_is_a_row_of_its_own(store: Store) -> None:
+    assert store.shared_status() == {}
     with store.transaction():
-        store.set_setting("status", json.dumps({"sources": {"a": {"polls": 3}, "b": {"polls": 7}}}))
+        store.save_source_status("a", {"polls": 3})
         store.save_source_status("a", {"polls": 4})
         store.save_source_status("c", {"polls": 1})
-    assert store.shared_status() == {"sources": {"a": {"polls": 4}, "b": {"polls": 7}, "c": {"polls": 1}}}
-    assert [store.source_status(name) for name in ("a", "b", "c", "d")] == [
-        {"polls": 4},
-        {"polls": 7},
-        {"polls": 1},
-        {},
-    ]
+    assert store.shared_status() == {"sources": {"a": {"polls": 4}, "c": {"polls": 1}}}
+    assert [store.source_status(name) for name in ("a", "c", "d")] == [{"polls": 4}, {"polls": 1}, {}]

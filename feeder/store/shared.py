@@ -15,8 +15,6 @@ CHANNEL = "feeder_publish"
 _GENERATION = "generation:"
 _SOURCE_STATUS = "status:"
 """Each source's last poll, a row per source (status.json's ``sources`` entry): a poll reads and writes its own."""
-_STATUS = "status"
-"""Where every source's status was kept, in one value, before each had a row: still read, under the rows."""
 
 
 class Shared(Connection):
@@ -39,25 +37,18 @@ class Shared(Connection):
 
     def shared_status(self) -> dict[str, Any]:
         """The status the polls recorded in the database (status.json's shape: ``sources``), or an empty one."""
-        sources = self._old_status()
         rows = self._db.execute("SELECT key, value FROM settings WHERE key LIKE ?", (_SOURCE_STATUS + "%",))
-        sources.update({str(key).removeprefix(_SOURCE_STATUS): json.loads(str(value)) for key, value in rows})
+        sources = {str(key).removeprefix(_SOURCE_STATUS): json.loads(str(value)) for key, value in rows}
         return {"sources": sources} if sources else {}
 
     def source_status(self, source: str) -> dict[str, Any]:
         """What the last poll of ``source`` recorded (empty when none did)."""
         text = self.setting(_SOURCE_STATUS + source)
-        found = json.loads(text) if text else self._old_status().get(source)
+        found = json.loads(text) if text else None
         return found if isinstance(found, dict) else {}
 
     def save_source_status(self, source: str, values: dict[str, Any]) -> None:
         self.set_setting(_SOURCE_STATUS + source, json.dumps(values, ensure_ascii=False, sort_keys=True))
-
-    def _old_status(self) -> dict[str, Any]:
-        text = self.setting(_STATUS)
-        data = json.loads(text) if text else {}
-        sources = data.get("sources") if isinstance(data, dict) else None
-        return dict(sources) if isinstance(sources, dict) else {}
 
     def apply_once(self, name: str, script: str, present: str) -> bool:
         """Run another library's schema (``script``) once in this database, unless its table ``present`` is
