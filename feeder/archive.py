@@ -47,7 +47,11 @@ def plan_archive(
     store: Store, key: str, feed: FeedConfig, *, section: str | None, digest: FeedDigest, state: str
 ) -> ArchivePlan:
     """Give the entries that left the view's newest ``max_entries`` their slots; brief each page unless the
-    archive was last planned for the same ``state`` (then nothing it shows can have changed)."""
+    archive was last planned for the same ``state`` (then nothing it shows can have changed).
+
+    Which entries left is judged on the newest ones as they are inside the transaction that slots them, not as
+    ``digest`` saw them: on PostgreSQL workers write while a node builds, and an entry written since ``digest``
+    was read would otherwise look as if it had left, and keep the slot for good."""
     size, top = feed.archive_page_entries, frozenset(digest.urls)
     sources = json.dumps(sorted(feed.sources))
     with store.transaction():
@@ -55,6 +59,7 @@ def plan_archive(
             store.start_archive(key, sources)
         if store.archive_state(key) == state:
             return ArchivePlan(_page_count(store.archive_slot_count(key), size), size, top, None)
+        top = frozenset(store.feed_digest(feed.sources, feed.max_entries, section).urls)
         leaving = [url for url in store.unslotted(key, feed.sources, section) if url not in top]
         pages = _page_count(store.add_slots(key, leaving), size)
         digests = _page_digests(store.slotted(key), size, top)

@@ -188,7 +188,8 @@ class _Builder:
         """The view's archive pages, briefed afresh when anything may have changed since the last build."""
         feed = view.feed
         settings = [RENDER_VERSION, self.config.base_url, feed.model_dump_json(), self.config.feed_interval(feed)]
-        state = json.dumps([self.revision, digest.rows_sha256, settings], default=str)
+        # with the node's key: another node recording the same state has not written this node's pages
+        state = self.node + json.dumps([self.revision, digest.rows_sha256, settings], default=str)
         plan = plan_archive(self.store, view.key, feed, section=view.section, digest=digest, state=state)
         if plan.digests is not None:
             self.archive_states[view.key] = state

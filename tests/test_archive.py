@@ -15,9 +15,11 @@ import pytest
 
 from feeder import build as build_module
 from feeder import publish
+from feeder.archive import plan_archive
 from feeder.config import Config, parse_config
 from feeder.errors import PublishError
 from feeder.pipeline import refresh, state_database
+from feeder.sources.interface import open_source
 from feeder.store import Store
 from tests.builders import NOW, run_feeder, seed_text, write_seed
 
@@ -267,3 +269,45 @@ def test_a_build_cut_short_is_completed_by_the_next_one(history: Config, monkeyp
     monkeypatch.undo()
     build(history)
     assert_every_entry_once(history)
+
+
+# Nodes that build while workers write (PostgreSQL) --------------------------------------------------------------
+
+
+def poll_only(config: Config, store: Store) -> None:
+    """What a worker does: the source polled into the store, nothing built."""
+    with store.transaction():
+        open_source(config.sources[0], config).poll(store, NOW)
+
+
+def test_entries_written_after_a_build_read_the_feed_take_no_archive_slot(tmp_path: Path, database: Path | str) -> None:
+    config = make_config(tmp_path, database)
+    feed = config.feeds[0]  # max_entries 20
+    write_articles(tmp_path / "seeds", range(10))
+    with Store.open(state_database(config)) as store:
+        poll_only(config, store)
+        read_by_the_build = store.feed_digest(feed.sources, feed.max_entries)
+        write_articles(tmp_path / "seeds", range(10, 20))  # newer ones, written by a worker meanwhile
+        poll_only(config, store)
+        plan = plan_archive(store, "rfi-cn", feed, section=None, digest=read_by_the_build, state="planned")
+        assert (plan.pages, list(store.slotted("rfi-cn"))) == (0, [])  # all 20 are the feed's newest
+
+
+def test_a_node_writes_its_own_archive_pages_when_another_node_planned_the_same_state(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "seeds").symlink_to(seeds)  # one folder, as a shared mount would be
+    first, second = (make_config(tmp_path / name, postgres_url) for name in ("a", "b"))
+    write_articles(seeds, range(30))  # 10 of them left the newest 20: archive page 1
+    build(first)
+    write_articles(seeds, range(1), revision=1)  # an archived article edited
+    build(second)  # polls it, and plans the archive in the state the first node will find
+    with Store.open(postgres_url) as store:
+        build_module.build(first, store, NOW)
+    edited = (first.output_dir / "rfi-cn/archive/1.atom").read_text(encoding="utf-8")
+    assert "第0篇（更新）" in edited
+    assert edited == (second.output_dir / "rfi-cn/archive/1.atom").read_text(encoding="utf-8")
