@@ -172,12 +172,15 @@ class Cluster:
         self.children.append(child)
         return child
 
-    def wait(self, what: str, condition: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
+    def wait(
+        self, what: str, condition: Callable[[], bool], timeout: float = START_TIMEOUT, detail: Callable[[], str] = str
+    ) -> None:
+        """Until ``condition`` holds; else fail with ``detail()`` and the children's logs."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {c.log_path.name}:\n{c.log()[-4000:]}" for c in self.children)
-                pytest.fail(f"no {what} within {timeout}s\n{logs}")
+                pytest.fail(f"no {what} within {timeout}s {detail()}\n{logs}")
             time.sleep(0.05)
 
     def stop(self) -> None:

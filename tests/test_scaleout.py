@@ -94,7 +94,12 @@ def test_workers_share_a_big_seeds_poll_and_every_node_publishes_the_same_bytes(
 
     cluster.wait("the first node's feed", lambda: set(published(first, "rfi-cn")) == urls)
     cluster.wait("the second node's feed", lambda: set(published(second, "rfi-cn")) == urls)
-    cluster.wait("the nodes' files alike", lambda: files(first.parent / "public") == files(second.parent / "public"))
+
+    def differing() -> list[str]:
+        ours, theirs = files(first.parent / "public"), files(second.parent / "public")
+        return sorted(name for name in ours.keys() | theirs.keys() if ours.get(name) != theirs.get(name))
+
+    cluster.wait("the nodes' files alike", lambda: not differing(), detail=lambda: f"(differing: {differing()})")
 
     stored = entry_urls(postgres_url)
     assert sorted(stored) == sorted(urls)  # each article once, though two workers read the folder
