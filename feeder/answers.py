@@ -30,8 +30,7 @@ Queued = Callable[[], JsonObject]
 def current_status(config: Config, schedule: Schedule, queue: Queued | None = None) -> status.Status:
     """The status last recorded, with when each source is polled next (and on PostgreSQL, the job queue)."""
     current = status.load(config.state_dir)
-    for name, moment in schedule.next_polls().items():
-        current["sources"].setdefault(name, {})["next_poll"] = _iso(moment) if moment else None
+    status.set_next_polls(current["sources"], schedule.next_polls())
     if queue is not None:
         try:
             current["queue"] = queue()
@@ -147,7 +146,7 @@ def _size(path: Path) -> int | None:
 def _changed(path: Path) -> str | None:
     """When the file was last written: feeder writes a feed only when its bytes change."""
     try:
-        return _iso(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        return status.iso(datetime.fromtimestamp(path.stat().st_mtime, UTC))
     except OSError:
         return None
 
@@ -168,7 +167,3 @@ def duration_text(interval: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

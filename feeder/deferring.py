@@ -135,8 +135,7 @@ class JobRefresher:
         """The last polls of these sources as the database recorded them."""
         assert self._config.database is not None
         with Store.open(self._config.database) as store:
-            recorded = store.shared_status().get("sources", {})
-        return RefreshReport(tuple(_source_report(name, recorded.get(name) or {}) for name in sources))
+            return RefreshReport(tuple(_source_report(name, store.source_status(name)) for name in sources))
 
 
 def _source_report(name: str, values: dict[str, Any]) -> SourceReport:

@@ -131,14 +131,9 @@ class Follower:
         what it published, and the queue."""
         previous = status.load(config.state_dir)
         configured = {s.name for s in config.sources}
-        recorded = store.shared_status().get("sources")
-        sources = {
-            name: dict(values)
-            for name, values in (recorded.items() if isinstance(recorded, dict) else ())
-            if name in configured and isinstance(values, dict)
-        }
-        for name, moment in self._next_polls().items():
-            sources.setdefault(name, {})["next_poll"] = status.iso(moment) if moment else None
+        recorded = store.shared_status().get("sources", {})
+        sources = {name: dict(values) for name, values in recorded.items() if name in configured}
+        status.set_next_polls(sources, self._next_polls())
         published = built is not None and bool(built.written)
         return {
             "updated": status.iso(now),

@@ -110,8 +110,7 @@ def record(
             "waiting_polls": int(before.get("waiting_polls", 0)) + (1 if s.waiting and not s.failure else 0),
         }
     scheduled = {name: next_polls.get(name) for name in configured} if configured is not None else next_polls
-    for name, moment in scheduled.items():
-        sources.setdefault(name, {})["next_poll"] = iso(moment) if moment else None
+    set_next_polls(sources, scheduled)
     return {
         "updated": iso(started),
         "entries": entries,
@@ -119,6 +118,12 @@ def record(
         "feeds": dict(report.feeds),
         "sources": dict(sorted(sources.items())),
     }
+
+
+def set_next_polls(sources: dict[str, Any], next_polls: Mapping[str, datetime | None]) -> None:
+    """Give each source of ``next_polls`` its next poll time (None: not scheduled) in a status's ``sources``."""
+    for name, moment in next_polls.items():
+        sources.setdefault(name, {})["next_poll"] = iso(moment) if moment else None
 
 
 def save(state_dir: Path, status: Status) -> None:
