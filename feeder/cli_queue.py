@@ -69,16 +69,10 @@ def database_status(config: Config) -> status.Status | None:
     """On PostgreSQL: what the polls recorded in the database, the entries, and the job queue; else None."""
     if config.database is None:
         return None
-    from feeder.deferring import JobRefresher  # noqa: PLC0415
-
     with Store.open(config.database) as store:
         recorded = store.shared_status().get("sources", {})
-        entries = store.count_entries()
-    configured = [s.name for s in config.sources]
-    sources = {name: recorded.get(name, {}) for name in configured}
-    jobs = JobRefresher(config)
-    jobs.start()
-    try:
-        return {"entries": entries, "sources": sources, "queue": jobs.overview()}
-    finally:
-        jobs.stop(0)
+        return {
+            "entries": store.count_entries(),
+            "sources": {s.name: recorded.get(s.name, {}) for s in config.sources},
+            "queue": status.queue_overview(store, config.queue.stalled_after),
+        }

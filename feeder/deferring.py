@@ -16,7 +16,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from feeder.config import Config
@@ -112,10 +111,6 @@ class JobRefresher:
     def overview(self) -> dict[str, Any]:
         """The queue and the workers heard from lately, for the status."""
         return self._queue.overview(self._config.queue.stalled_after)
-
-    def forget_failed(self) -> None:
-        """Clear failed poll jobs older than a day: the status counts the recent ones."""
-        self._queue.forget_failed(timedelta(days=1))
 
     def _defer(self, sources: list[str]) -> list[int]:
         return self._recorded(lambda: [self._queue.defer_poll(name) for name in sources])

@@ -17,8 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from feeder import status
 from feeder.build import Built, build
@@ -34,8 +33,8 @@ log = logging.getLogger("feeder")
 
 RETRY_SECONDS = 3.0
 WAIT_SLICE = 0.5
-TIDY_SECONDS = 3600.0
-"""How often the node clears old failed jobs from the queue (``tidy``)."""
+CLEAR_EVERY = 3600.0
+FAILED_KEPT = timedelta(days=1)
 
 NextPolls = Callable[[], Mapping[str, datetime | None]]
 
@@ -48,13 +47,9 @@ class Follower:
         config: Callable[[], Config],
         next_polls: NextPolls,
         looked: Callable[[Built | None], None],
-        queue: Callable[[], dict[str, Any]],
-        tidy: Callable[[], None] = lambda: None,
     ) -> None:
         self._config = config
-        self._queue = queue
-        self._tidy = tidy
-        self._tidied = 0.0
+        self._cleared = 0.0
         self._next_polls = next_polls
         self._looked = looked
         self._stop = threading.Event()
@@ -114,17 +109,22 @@ class Follower:
                 self._outage.ended()
                 built = build(config, store, now) if generations != seen else None
                 recorded = self._status(config, store, built, now)
+                self._clear_old_failures(store)
             except store.errors as e:  # the database went away while it was read
                 raise StoreError(f"{redacted(url)}: {e}") from e
         status.save(config.state_dir, recorded)
-        if time.monotonic() - self._tidied > TIDY_SECONDS or not self._tidied:
-            self._tidy()
-            self._tidied = time.monotonic()
         if built is not None:
             moved = sorted(name for name, n in generations.items() if (seen or {}).get(name) != n)
             log.debug("published after generations moved: %s", ", ".join(moved) or "(first look)")
         self._looked(built)
         return generations
+
+    def _clear_old_failures(self, store: Store) -> None:
+        """Once an hour, drop the failed poll jobs older than ``FAILED_KEPT``: the status counts recent ones."""
+        if self._cleared and time.monotonic() - self._cleared < CLEAR_EVERY:
+            return
+        store.forget_failed_jobs(FAILED_KEPT)
+        self._cleared = time.monotonic()
 
     def _status(self, config: Config, store: Store, built: Built | None, now: datetime) -> status.Status:
         """The node's status.json: the polls as the database recorded them, with this node's next poll times,
@@ -141,5 +141,5 @@ class Follower:
             "last_publish": status.iso(now) if published else previous.get("last_publish"),
             "feeds": dict(built.feeds) if built is not None else previous.get("feeds", {}),
             "sources": dict(sorted(sources.items())),
-            "queue": self._queue(),
+            "queue": status.queue_overview(store, config.queue.stalled_after),
         }

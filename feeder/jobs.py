@@ -36,14 +36,13 @@ from feeder.models import RefreshReport, SourceReport
 from feeder.outage import Outage
 from feeder.polling import ReadHere, run_chunk, run_poll, take_chunk_reports
 from feeder.refreshes import log_report
-from feeder.status import iso
+from feeder.status import queue_overview
 from feeder.store import Store
-from feeder.store.connection import moment
 from feeder.store.postgres import Connections
+from feeder.store.queue_tables import QUEUE
 
 log = logging.getLogger("feeder")
 
-QUEUE = "poll"
 POLL_TASK = "feeder.poll"
 CHUNK_TASK = "feeder.read_seeds"
 SCHEMA = f"procrastinate {procrastinate.__version__}"
@@ -159,14 +158,7 @@ class Queue:
     def overview(self, seen_within: timedelta) -> dict[str, Any]:
         """Per source, its jobs waiting, running and failed; and the workers heard from within ``seen_within``."""
         with Store.open(self.url) as store:
-            sources, workers = store.queued(QUEUE), store.live_workers(seen_within)
-        beats = [{"id": ident, "last_heartbeat": iso(moment(beat))} for ident, beat in workers]
-        return {"sources": sources, "workers": beats}
-
-    def forget_failed(self, older_than: timedelta) -> None:
-        """Delete the failed and cancelled jobs that ended before this (the status shows recent failures)."""
-        with Store.open(self.url) as store:
-            store.forget_failed_jobs(QUEUE, older_than)
+            return queue_overview(store, seen_within)
 
 
 def _cause(error: BaseException) -> str:

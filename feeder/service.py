@@ -92,9 +92,7 @@ class Service:
 
             jobs = self.refresher = JobRefresher(config)
             self.schedule = Schedule(jobs, _intervals(config) if schedule else {})
-            self.follower = Follower(
-                lambda: self.config, self.schedule.next_polls, self._followed, jobs.overview, jobs.forget_failed
-            )
+            self.follower = Follower(lambda: self.config, self.schedule.next_polls, self._followed)
             trouble = lambda: self.follower.last_failure if self.follower else None  # noqa: E731
             self.answers = Answers(lambda: self.config, jobs, self.schedule, queue=jobs.overview, trouble=trouble)
         # a lambda, not the bound method: after a reload the new config's intervals apply

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feeder.models import RefreshReport
 from feeder.publish import write_if_changed
 from feeder.websub import PingOutcome, by_hub
+
+if TYPE_CHECKING:
+    from feeder.store import Store
 
 STATUS_FILE = "status.json"
 WEBSUB_FILE = "websub.json"
@@ -124,6 +127,13 @@ def set_next_polls(sources: dict[str, Any], next_polls: Mapping[str, datetime | 
     """Give each source of ``next_polls`` its next poll time (None: not scheduled) in a status's ``sources``."""
     for name, moment in next_polls.items():
         sources.setdefault(name, {})["next_poll"] = iso(moment) if moment else None
+
+
+def queue_overview(store: Store, within: timedelta) -> dict[str, Any]:
+    """The job queue as the status shows it (PostgreSQL): per source its poll jobs waiting, running and failed,
+    and the workers heard from within ``within``."""
+    sources, workers = store.queue_overview(within)
+    return {"sources": sources, "workers": [{"id": ident, "last_heartbeat": iso(beat)} for ident, beat in workers]}
 
 
 def save(state_dir: Path, status: Status) -> None:

@@ -118,9 +118,10 @@ def test_a_failed_poll_shows_in_the_queue_until_it_is_cleared(tmp_path: Path, po
         finally:
             cluster.stop()
         assert queue.overview(timedelta(seconds=30))["sources"] == {"ghost": {"waiting": 0, "running": 0, "failed": 1}}
-        queue.forget_failed(timedelta(days=1))
-        assert queue.overview(timedelta(seconds=30))["sources"]["ghost"]["failed"] == 1  # a recent failure stays
-        queue.forget_failed(timedelta(0))
+        with Store.open(postgres_url) as store:
+            store.forget_failed_jobs(timedelta(days=1))
+            assert queue.overview(timedelta(seconds=30))["sources"]["ghost"]["failed"] == 1  # a recent one stays
+            store.forget_failed_jobs(timedelta(0))
         assert queue.overview(timedelta(seconds=30))["sources"] == {}
     assert "unknown source 'ghost'" in cluster.children[0].log()
 

@@ -4,10 +4,12 @@ jobs stand, which workers are alive, and clearing old failures. Deferring and ru
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from feeder.store.connection import Connection, seconds
+from feeder.store.connection import Connection
 
+QUEUE = "poll"
+"""The queue poll jobs go to."""
 STATES = {"todo": "waiting", "doing": "running", "failed": "failed"}
 
 
@@ -27,32 +29,39 @@ class QueueTables(Connection):
         found = {int(ident): str(state) for ident, state in rows}
         return {ident: found.get(ident, "succeeded") for ident in wanted}
 
-    def queued(self, queue: str) -> dict[str, dict[str, int]]:
+    def queue_overview(self, within: timedelta) -> tuple[dict[str, dict[str, int]], list[tuple[int, datetime]]]:
+        """``queued`` and ``live_workers``; nothing while the queue's tables are not created yet (no worker or
+        ``feeder run`` has opened the queue)."""
+        if not self._db.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()[0]:
+            return {}, []
+        return self.queued(), self.live_workers(within)
+
+    def queued(self) -> dict[str, dict[str, int]]:
         """Per source, its jobs waiting, running and failed."""
         rows = self._db.execute(
             "SELECT args->>'source', status, count(*) FROM procrastinate_jobs"
             " WHERE queue_name = ? AND status IN ('todo', 'doing', 'failed') GROUP BY 1, 2 ORDER BY 1, 2",
-            (queue,),
+            (QUEUE,),
         )
         sources: dict[str, dict[str, int]] = {}
         for source, state, count in rows:
             sources.setdefault(str(source), dict.fromkeys(STATES.values(), 0))[STATES[str(state)]] = int(count)
         return sources
 
-    def live_workers(self, within: timedelta) -> list[tuple[int, int]]:
-        """The workers heard from within ``within``: (id, last heartbeat in Unix seconds)."""
+    def live_workers(self, within: timedelta) -> list[tuple[int, datetime]]:
+        """The workers heard from within ``within``: (id, last heartbeat)."""
         rows = self._db.execute(
             "SELECT id, last_heartbeat FROM procrastinate_workers"
             " WHERE last_heartbeat > now() - ? * interval '1 second' ORDER BY id",
             (within.total_seconds(),),
         )
-        return [(int(ident), seconds(beat)) for ident, beat in rows]
+        return [(int(ident), beat) for ident, beat in rows]
 
-    def forget_failed_jobs(self, queue: str, older_than: timedelta) -> None:
+    def forget_failed_jobs(self, older_than: timedelta) -> None:
         """Delete the failed and cancelled jobs whose last event is older than ``older_than``."""
         self._db.execute(
             "DELETE FROM procrastinate_jobs AS j WHERE queue_name = ? AND status IN ('failed', 'cancelled')"
             " AND NOT EXISTS (SELECT 1 FROM procrastinate_events AS e WHERE e.job_id = j.id"
             " AND e.at > now() - ? * interval '1 second')",
-            (queue, older_than.total_seconds()),
+            (QUEUE, older_than.total_seconds()),
         )
