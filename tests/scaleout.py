@@ -5,9 +5,6 @@ records when each request began and ended."""
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,13 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import IO
 
 import pytest
 
-from tests.builders import CHILD_ENV, free_port
+from tests.builders import free_port
+from tests.children import Child
+from tests.webserver import listening
 
 START_TIMEOUT = 60.0
 QUEUE = "queue: {heartbeat: 1s, stalled_after: 3s, check_every: 2s, chunk_files: 10}\n"
@@ -89,17 +87,13 @@ def serving(upstream: Upstream) -> Iterator[Upstream]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    upstream.origin = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield upstream
-    finally:
-        for gate in upstream.gates.values():
-            gate.set()
-        server.shutdown()
-        server.server_close()
+    with listening(Handler) as origin:
+        upstream.origin = origin
+        try:
+            yield upstream
+        finally:
+            for gate in upstream.gates.values():
+                gate.set()
 
 
 def feed_sources(upstream: Upstream, names: Sequence[str], interval: str) -> str:
@@ -124,41 +118,10 @@ def node_config(root: Path, url: str, body: str) -> Path:
     return path
 
 
-class Child:
-    """``python -m feeder COMMAND --config CONFIG …`` with its output in a log file."""
-
-    def __init__(self, config: Path, command: str, *args: str, name: str) -> None:
-        self.config = config
-        self.log_path = config.parent / f"{name}.log"
-        self._log: IO[bytes] = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "feeder", command, "--config", str(config), *args],
-            cwd=config.parent,
-            env=dict(CHILD_ENV),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
+def port_of(config: Path, listener: str) -> int:
+    """The port a node's config gives ``server`` or ``control`` (its ``LISTENER: {port: N}`` line)."""
+    line = next(line for line in config.read_text().splitlines() if line.startswith(f"{listener}:"))
+    return int(line.split()[-1].rstrip("}"))
 
 
 class Cluster:
@@ -185,4 +148,4 @@ class Cluster:
 
     def stop(self) -> None:
         for child in self.children:
-            child.stop()
+            child.terminate(30)

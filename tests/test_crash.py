@@ -28,11 +28,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from tests.builders import CHILD_ENV, config_text, free_port, seed_text
+from tests.children import Child
 
 pytestmark = pytest.mark.e2e
 
@@ -130,27 +130,12 @@ class Writer:
             self.newest[canonical(article)] = title
 
 
-class Daemon:
+class Daemon(Child):
     """One ``python -m feeder run`` child with its log."""
 
     def __init__(self, site: Site, name: str) -> None:
+        super().__init__(site.config, "run", name=name)
         self.site = site
-        self.log_path = site.root / f"{name}.log"
-        self._log: IO[bytes] = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "feeder", "run", "--config", str(site.config)],
-            cwd=site.root,
-            env=CHILD_ENV,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
     def serving(self) -> bool:
         if " serving " not in self.log():
@@ -160,24 +145,6 @@ class Daemon:
                 return True
         except OSError:
             return False
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(STOP_TIMEOUT)
-        self._log.close()
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(STOP_TIMEOUT)
-        finally:
-            self._log.close()
-
-    def cleanup(self) -> None:
-        if self.alive():
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-        self._log.close()
 
 
 Children = list[Daemon | subprocess.Popen[str]]
@@ -190,7 +157,7 @@ def processes() -> Iterator[Children]:
     yield started
     for child in started:
         if isinstance(child, Daemon):
-            child.cleanup()
+            child.kill()
         elif child.poll() is None:
             child.kill()
             child.wait(STOP_TIMEOUT)

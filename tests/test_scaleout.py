@@ -21,7 +21,7 @@ from feeder.jobs import Queue
 from feeder.store import Store
 from tests import postgres
 from tests.builders import seed_text, write_seed
-from tests.scaleout import Cluster, Upstream, feed_sources, node_config, serving
+from tests.scaleout import Cluster, Upstream, feed_sources, node_config, port_of, serving
 
 CHINA = "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/"
 OUTAGE = 30.0
@@ -72,8 +72,7 @@ def files(root: Path) -> dict[str, bytes]:
 
 def _url(config: Path, path: str) -> str:
     """The URL of a published file on a node's HTTP server (its ``server: {port: N}`` line)."""
-    port = next(line for line in config.read_text().splitlines() if line.startswith("server:")).split()[-1][:-1]
-    return f"http://127.0.0.1:{port}/{path}"
+    return f"http://127.0.0.1:{port_of(config, 'server')}/{path}"
 
 
 def etag(config: Path, path: str) -> str:

@@ -21,7 +21,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import IO
 
 import feedparser
 import pytest
@@ -38,6 +36,7 @@ from feeder.config import load_config
 from feeder.models import SeedFile
 from feeder.sources.reading import ReadRules, article_from_seed
 from tests.builders import CHILD_ENV, NOW, config_text, free_port, run_feeder, seed_text, write_seed
+from tests.children import Child
 from tests.prom import key, samples
 
 pytestmark = pytest.mark.e2e
@@ -170,34 +169,16 @@ def wait_until(what: str, condition: Callable[[], bool], timeout: float, daemon:
         time.sleep(0.02)
 
 
-class Daemon:
+class Daemon(Child):
     """One ``python -m feeder run`` child: its process, its stderr log, its site."""
 
     def __init__(self, site: Site, name: str = "daemon", env: dict[str, str] | None = None) -> None:
+        super().__init__(site.config, "run", name=name, env=env)
         self.site = site
-        self.log_path = site.root / f"{name}.log"
-        self._log_file: IO[bytes] = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "feeder", "run", "--config", str(site.config)],
-            cwd=site.root,
-            env={**CHILD_ENV, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=self._log_file,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def lines(self) -> list[str]:
-        return self.log().splitlines()
 
     def polls(self) -> list[str]:
         """The log lines of finished polls of the ``seeds`` source."""
         return [line for line in self.lines() if POLL_LINE.search(line)]
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
     def answers(self) -> bool:
         """True if something accepts TCP connections on the site's port."""
@@ -217,31 +198,12 @@ class Daemon:
             wait_until("first poll line", lambda: bool(self.polls()), START_TIMEOUT, self)
         return self
 
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
     def wait_exit(self, timeout: float = STOP_TIMEOUT) -> int:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             pytest.fail(f"the daemon did not exit within {timeout}s:\n{self.log()}")
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(STOP_TIMEOUT)
-        self._log_file.close()
-
-    def terminate(self) -> None:
-        """Teardown: SIGTERM, and SIGKILL if it hangs. Never fails: the tests check stopping themselves."""
-        if self.alive():
-            self.signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-        self._log_file.close()
 
 
 @pytest.fixture

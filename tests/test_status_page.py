@@ -20,7 +20,7 @@ import pytest
 
 from tests.apiserver import request
 from tests.builders import free_port, seed_text, write_seed
-from tests.scaleout import Cluster, node_config
+from tests.scaleout import Cluster, node_config, port_of
 from tests.test_service import Daemon, Site, age, article_url, make_site, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -156,7 +156,7 @@ def test_on_postgresql_the_page_shows_the_workers_and_refreshes_through_them(
         cluster.start(config, "run", name="run")
         token_file = config.parent / "state" / "control.token"
         cluster.wait("the token", token_file.exists)
-        port = next(line for line in config.read_text().splitlines() if line.startswith("control:")).split()[-1][:-1]
+        port = port_of(config, "control")
         wait = WebDriverWait(browser, WAIT)
         browser.get(f"http://127.0.0.1:{port}/")
         wait.until(lambda driver: driver.find_element(By.ID, "token").is_displayed())

@@ -50,13 +50,22 @@ def serving(documents: Documents) -> Iterator[Documents]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    documents.origin = f"http://127.0.0.1:{server.server_address[1]}"
+    with listening(Handler) as origin:
+        documents.origin = origin
+        yield documents
+
+
+@contextmanager
+def listening(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threading HTTP server with ``handler`` on a free port of 127.0.0.1 while the block runs; yields its
+    origin (``http://127.0.0.1:PORT``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield documents
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+        server.server_close()
         server.server_close()
         thread.join()
