@@ -156,6 +156,7 @@ def test_on_postgresql_the_page_shows_the_workers_and_refreshes_through_them(
         cluster.start(config, "run", name="run")
         token_file = config.parent / "state" / "control.token"
         cluster.wait("the token", token_file.exists)
+        cluster.wait("the first poll", lambda: "seeds: 1 new" in worker.log())  # the one asked for at start
         port = port_of(config, "control")
         wait = WebDriverWait(browser, WAIT)
         browser.get(f"http://127.0.0.1:{port}/")
