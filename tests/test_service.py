@@ -34,6 +34,7 @@ import pytest
 
 from feeder.config import load_config
 from feeder.models import SeedFile
+from feeder.scheduler import ANCHOR, offset_for
 from feeder.sources.reading import ReadRules, article_from_seed
 from tests.builders import CHILD_ENV, NOW, config_text, free_port, run_feeder, seed_text, write_seed
 from tests.children import Child
@@ -934,7 +935,10 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_one_when_the_new_is_bad
     assert fetch(site, f"/{FEED}.atom").headers["cache-control"] == "max-age=7200"
     document = json.loads(feeder(site, "status", "--json").stdout)
     next_poll = datetime.strptime(document["sources"]["seeds"]["next_poll"], "%Y-%m-%dT%H:%M:%S%z")
-    assert next_poll - datetime.now(UTC) > timedelta(minutes=5)  # the 2h schedule, not the 1m one
+    # the 2h schedule, not the 1m one: a slot of its grid (which may happen to be near, whatever the hour)
+    phase = ANCHOR + offset_for("seeds", timedelta(hours=2))
+    assert (next_poll - phase) % timedelta(hours=2) == timedelta(0)
+    assert timedelta(0) < next_poll - datetime.now(UTC) <= timedelta(hours=2)
 
     site.config.write_text(original.replace("interval: 1m", "interval: 90"), encoding="utf-8")
     daemon.signal(signal.SIGHUP)
